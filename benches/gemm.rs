@@ -175,12 +175,9 @@ fn bench_gpu(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(name, &size), &(), |bch, _| {
                 bch.iter_custom(|iters| {
                     let start = Instant::now();
-                    let mut enc = ctx.device.create_command_encoder(&Default::default());
                     for _ in 0..iters {
-                        gpu::record_gemm(&ctx, &mut enc, v, m, k, n, &ga, false, &gb, false, &gc)
-                            .unwrap();
+                        run();
                     }
-                    ctx.queue.submit([enc.finish()]);
                     ctx.wait().unwrap();
                     start.elapsed()
                 })

@@ -1,10 +1,11 @@
 // GEMM on the GPU: C = op(A) · op(B), the WGSL twin of crates/cpu/src/gemm.rs.
 //
 // Math: C[i][j] = sum_p A[i][p] * B[p][j] for an m x k matrix A and a k x n matrix B, where
-// A and B may each be the transpose of what is stored (op(X) = X or X^T). C is overwritten.
+// A and B may each be the transpose of what is stored (op(X) = X or X^T). C is overwritten, or accumulated
+// into, with an optional bias and ReLU fused into the store (the conv forward's epilogue).
 //
 // Layout: A, B and C are flat f32 storage buffers. C is row-major and contiguous (m x n,
-// element (i, j) at i * n + j). A and B are strided views like the CPU's `Mat`: element (i, p)
+// element (i, j) at c_off + i * n + j). A and B are strided views like the CPU's `Mat`: element (i, p)
 // of A is a[i * a_rs + p * a_cs], element (p, j) of B is b[p * b_rs + j * b_cs]. A transpose is
 // just swapped strides (a stored row-major k x m matrix read as A = stored^T has a_rs = 1,
 // a_cs = m), so no transposed copy is ever made.
@@ -34,27 +35,57 @@ struct Dims {
     a_cs: u32,
     b_rs: u32,
     b_cs: u32,
-    _pad: u32,
+    // Element offsets of A, B and C in their buffers (a GEMM on part of a larger tensor).
+    a_off: u32,
+    b_off: u32,
+    c_off: u32,
+    // The epilogue, applied as each element of C is stored: ACCUMULATE adds the old C
+    // (beta = 1), BIAS adds bias[j], RELU clamps at 0, in that order.
+    flags: u32,
 }
+
+const ACCUMULATE: u32 = 1u;
+const BIAS: u32 = 2u;
+const RELU: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 // A(i, p) and B(p, j), or 0 outside the matrix.
 fn load_a(i: u32, p: u32) -> f32 {
     if (i < dims.m && p < dims.k) {
-        return a[i * dims.a_rs + p * dims.a_cs];
+        return a[dims.a_off + i * dims.a_rs + p * dims.a_cs];
     }
     return 0.0;
 }
 
 fn load_b(p: u32, j: u32) -> f32 {
     if (p < dims.k && j < dims.n) {
-        return b[p * dims.b_rs + j * dims.b_cs];
+        return b[dims.b_off + p * dims.b_rs + j * dims.b_cs];
     }
     return 0.0;
+}
+
+// Store v as C(i, j) through the epilogue; nothing outside the matrix.
+fn store(i: u32, j: u32, v: f32) {
+    if (i >= dims.m || j >= dims.n) {
+        return;
+    }
+    let at = dims.c_off + i * dims.n + j;
+    var r = v;
+    if ((dims.flags & ACCUMULATE) != 0u) {
+        r += c[at];
+    }
+    if ((dims.flags & BIAS) != 0u) {
+        r += bias[j];
+    }
+    if ((dims.flags & RELU) != 0u) {
+        r = max(r, 0.0);
+    }
+    c[at] = r;
 }
 
 // The (row, column) of the first element of this workgroup's tile of C, or a row >= m when
@@ -84,9 +115,9 @@ fn gemm_1_naive(
     }
     var acc = 0.0;
     for (var p = 0u; p < dims.k; p++) {
-        acc = fma(a[i * dims.a_rs + p * dims.a_cs], b[p * dims.b_rs + j * dims.b_cs], acc);
+        acc = fma(a[dims.a_off + i * dims.a_rs + p * dims.a_cs], b[dims.b_off + p * dims.b_rs + j * dims.b_cs], acc);
     }
-    c[i * dims.n + j] = acc;
+    store(i, j, acc);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,9 +154,7 @@ fn gemm_2_tiled(
         }
         workgroupBarrier();
     }
-    if (i < dims.m && j < dims.n) {
-        c[i * dims.n + j] = acc;
-    }
+    store(i, j, acc);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,14 +225,8 @@ fn gemm_3_register_blocked(
 
 // Columns j0, j0 + 16, j0 + 32, j0 + 48 of row i of C, where they exist.
 fn store_row(i: u32, j0: u32, v: vec4<f32>) {
-    if (i >= dims.m) {
-        return;
-    }
     for (var q = 0u; q < 4u; q++) {
-        let j = j0 + 16u * q;
-        if (j < dims.n) {
-            c[i * dims.n + j] = v[q];
-        }
+        store(i, j0 + 16u * q, v[q]);
     }
 }
 
@@ -247,12 +270,7 @@ fn gemm_4_register_global(
 
 // Columns j0 .. j0 + 4 of row i of C, where they exist.
 fn store_row_contiguous(i: u32, j0: u32, v: vec4<f32>) {
-    if (i >= dims.m) {
-        return;
-    }
     for (var q = 0u; q < 4u; q++) {
-        if (j0 + q < dims.n) {
-            c[i * dims.n + j0 + q] = v[q];
-        }
+        store(i, j0 + q, v[q]);
     }
 }

@@ -10,7 +10,7 @@
 //! multiply-then-add) stays near k * 2^-24 * 0.25 ~ 2e-6; no sqrt(k) scaling is needed.
 
 use cpu::gemm::{gemm_reference, Mat};
-use gpu::{gemm, record_gemm, GemmVariant, GpuContext, GpuError};
+use gpu::{gemm, gemm_view, Epilogue, GemmVariant, GpuContext, GpuError, View};
 use std::sync::OnceLock;
 
 /// The shared GPU context, or `None` (with the reason on stderr) when there is no adapter.
@@ -113,7 +113,7 @@ fn grids_past_65535_workgroups_spill_into_the_second_dimension() {
 }
 
 #[test]
-fn gemms_recorded_into_one_encoder_keep_their_own_shapes() {
+fn gemms_recorded_into_one_encoder_keep_their_own_shapes_and_order() {
     let Some(ctx) = gpu() else { return };
     let (a1, b1) = (data(5 * 3, 11), data(3 * 4, 12));
     let (a2, b2) = (data(2 * 6, 13), data(6 * 9, 14));
@@ -127,11 +127,11 @@ fn gemms_recorded_into_one_encoder_keep_their_own_shapes() {
         ctx.upload(&b2).unwrap(),
         ctx.zeros(2 * 9).unwrap(),
     );
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
     let v = GemmVariant::RegisterBlocked;
-    record_gemm(ctx, &mut enc, v, 5, 3, 4, &ga1, false, &gb1, false, &gc1).unwrap();
-    record_gemm(ctx, &mut enc, v, 2, 6, 9, &ga2, false, &gb2, false, &gc2).unwrap();
-    ctx.queue.submit([enc.finish()]);
+    gemm(ctx, v, 5, 3, 4, &ga1, false, &gb1, false, &gc1).unwrap();
+    gemm(ctx, v, 2, 6, 9, &ga2, false, &gb2, false, &gc2).unwrap();
+    // Nothing was submitted yet: both are recorded into the context's one open encoder.
+    assert!(ctx.pending() >= 2, "{} commands pending", ctx.pending());
     let want1 = reference(5, 3, 4, &a1, false, &b1, false);
     let want2 = reference(2, 6, 9, &a2, false, &b2, false);
     assert_close(&ctx.read(&gc1).unwrap(), &want1, "first of two");
@@ -221,4 +221,38 @@ fn a_released_buffer_of_the_same_size_is_reused() {
     let again = ctx.upload(&vec![3.0; len]).unwrap();
     assert_eq!(again.buffer, handle, "the freed buffer should come back");
     assert_eq!(ctx.read(&again).unwrap(), vec![3.0; len]);
+}
+
+#[test]
+fn offsets_accumulate_bias_and_relu_epilogue_match_the_reference() {
+    let Some(ctx) = gpu() else { return };
+    // C[2.., :] += A[1.., :] . B[3.., :]^T + bias, then ReLU, on parts of larger buffers.
+    let (m, k, n) = (19, 23, 13);
+    let (a, b) = (data((m + 1) * k, 21), data((n + 3) * k, 22));
+    let c0 = data((m + 2) * n, 23);
+    let bias = data(n, 24);
+    let prod = reference(m, k, n, &a[k..], false, &b[3 * k..], true);
+    let (ga, gb, gbias) = (
+        ctx.upload(&a).unwrap(),
+        ctx.upload(&b).unwrap(),
+        ctx.upload(&bias).unwrap(),
+    );
+    for v in GemmVariant::ALL {
+        let gc = ctx.upload(&c0).unwrap();
+        let epi = Epilogue {
+            accumulate: true,
+            bias: Some(&gbias),
+            relu: true,
+        };
+        let av = View::row_major(&ga, k).at(k);
+        let bv = View::row_major(&gb, k).at(3 * k).t();
+        gemm_view(ctx, v, m, k, n, av, bv, &gc, 2 * n, epi).unwrap();
+        let got = ctx.read(&gc).unwrap();
+        assert_eq!(&got[..2 * n], &c0[..2 * n], "{v:?}: rows before the offset");
+        let want: Vec<f32> = (0..m * n)
+            .map(|e| (c0[2 * n + e] + prod[e] + bias[e % n]).max(0.0))
+            .collect();
+        assert_close(&got[2 * n..], &want, &format!("{v:?} epilogue"));
+        ctx.release(gc);
+    }
 }

@@ -26,6 +26,17 @@ pub struct GpuBuffer {
 }
 
 impl GpuBuffer {
+    /// A new (unpooled) buffer of `len` f32.
+    pub(crate) fn new(device: &wgpu::Device, len: usize) -> Self {
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("storage"),
+            size: byte_size(len),
+            usage: STORAGE_USAGE,
+            mapped_at_creation: false,
+        });
+        GpuBuffer { buffer, len }
+    }
+
     /// Number of f32 elements.
     pub fn len(&self) -> usize {
         self.len
@@ -82,69 +93,41 @@ impl GpuContext {
                 limit,
             });
         }
-        let buffer = match self.pool.take(bytes) {
-            Some(b) => b,
-            None => self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("storage"),
-                size: bytes,
-                usage: STORAGE_USAGE,
-                mapped_at_creation: false,
-            }),
-        };
-        Ok(GpuBuffer { buffer, len })
+        Ok(match self.pool.take(bytes) {
+            Some(buffer) => GpuBuffer { buffer, len },
+            None => GpuBuffer::new(&self.device, len),
+        })
     }
 
     /// Give a buffer back to the pool for reuse by the next request of the same size.
     ///
-    /// Work already submitted that uses it is unaffected: the queue orders later writes after
-    /// it. Release only after the encoder that uses the buffer has been submitted, though: an
-    /// `upload` into it would otherwise land before that still-unsubmitted work runs.
+    /// Safe at any time, even while recorded work still uses it: every later use is recorded
+    /// after that work and runs after it (record.rs).
     pub fn release(&self, buf: GpuBuffer) {
         self.pool.give(buf.buffer);
     }
 
-    /// Copy host data into a new (or pooled) GPU buffer.
+    /// Copy host data into a new (or pooled) GPU buffer (recorded; see record.rs).
     pub fn upload(&self, data: &[f32]) -> Result<GpuBuffer, GpuError> {
         let buf = self.alloc(data.len(), "uploaded tensor")?;
-        if !data.is_empty() {
-            self.queue
-                .write_buffer(&buf.buffer, 0, bytemuck::cast_slice(data));
-        }
+        self.record_write(&buf, data)?;
         Ok(buf)
     }
 
-    /// A GPU buffer of `len` zeros.
+    /// A GPU buffer of `len` zeros (recorded).
     pub fn zeros(&self, len: usize) -> Result<GpuBuffer, GpuError> {
         let buf = self.alloc(len, "zero tensor")?;
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("zeros"),
-            });
-        enc.clear_buffer(&buf.buffer, 0, None);
-        self.queue.submit([enc.finish()]);
+        self.record_clear(&buf, len);
         Ok(buf)
     }
 
-    /// Copy a GPU buffer back to the host, waiting for all work submitted before.
+    /// Copy a GPU buffer back to the host: submits everything recorded, then waits for it.
     pub fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>, GpuError> {
         if buf.is_empty() {
             return Ok(Vec::new());
         }
-        let bytes = 4 * buf.len as u64;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("readback"),
-            });
-        enc.copy_buffer_to_buffer(&buf.buffer, 0, &staging, 0, bytes);
-        self.queue.submit([enc.finish()]);
+        let bytes = 4 * buf.len() as u64;
+        let staging = self.record_readback(buf);
         let slice = staging.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {

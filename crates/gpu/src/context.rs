@@ -4,6 +4,9 @@
 use crate::buffer::BufferPool;
 use crate::error::GpuError;
 use crate::pipeline::PipelineCache;
+use crate::record::Recorder;
+use crate::GpuBuffer;
+use std::sync::Mutex;
 
 /// One GPU: open it once and pass `&GpuContext` to every kernel.
 pub struct GpuContext {
@@ -17,6 +20,11 @@ pub struct GpuContext {
     pub pool: BufferPool,
     /// The largest buffer a shader may bind, in bytes (see [`GpuContext::binding_limit`]).
     binding_limit: u64,
+    /// The open command encoder every kernel records into (record.rs).
+    pub(crate) recorder: Mutex<Recorder>,
+    /// A one-element buffer bound where a kernel's optional input is absent (a GEMM without
+    /// bias): wgpu needs every binding filled.
+    pub dummy: GpuBuffer,
 }
 
 impl GpuContext {
@@ -59,7 +67,10 @@ impl GpuContext {
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size)
             .min(max_bytes);
+        let dummy = GpuBuffer::new(&device, 1);
         Ok(GpuContext {
+            dummy,
+            recorder: Mutex::default(),
             device,
             queue,
             adapter_info,
@@ -86,8 +97,9 @@ impl GpuContext {
         self.binding_limit
     }
 
-    /// Block until every submitted command has finished.
+    /// Submit what is recorded and block until every command has finished.
     pub fn wait(&self) -> Result<(), GpuError> {
+        self.flush();
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())

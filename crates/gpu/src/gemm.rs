@@ -9,16 +9,13 @@ use crate::buffer::GpuBuffer;
 use crate::context::GpuContext;
 use crate::error::GpuError;
 use crate::pipeline::Shader;
-use wgpu::util::DeviceExt;
+use crate::record::{grid, Kernel};
 
 /// The WGSL source of the GEMM family.
 pub const SHADER: Shader = Shader {
     name: "gemm",
     source: include_str!("../../../shaders/gemm.wgsl"),
 };
-
-/// Workgroups per dispatch dimension that every wgpu backend accepts.
-const MAX_GROUPS_PER_DIM: u64 = 65_535;
 
 /// The GEMM kernels, in order of difficulty (and speed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +49,16 @@ impl GemmVariant {
         }
     }
 
+    /// The variant to use on this adapter: register blocking with workgroup memory on a GPU,
+    /// without it on a CPU adapter such as lavapipe (see each kernel's comment in gemm.wgsl).
+    pub fn best_for(ctx: &GpuContext) -> Self {
+        if ctx.is_hardware() {
+            GemmVariant::RegisterBlocked
+        } else {
+            GemmVariant::RegisterGlobal
+        }
+    }
+
     /// Rows and columns of C computed by one workgroup.
     fn tile(self) -> (usize, usize) {
         match self {
@@ -73,37 +80,84 @@ struct Dims {
     a_cs: u32,
     b_rs: u32,
     b_cs: u32,
+    a_off: u32,
+    b_off: u32,
+    c_off: u32,
+    flags: u32,
     _pad: u32,
 }
 
-/// The workgroup grid for `tiles` tiles: at most 65,535 along x, the rest along y.
-fn grid(tiles: u64) -> Result<(u32, u32), GpuError> {
-    let x = tiles.min(MAX_GROUPS_PER_DIM);
-    let y = tiles.div_ceil(MAX_GROUPS_PER_DIM);
-    if y > MAX_GROUPS_PER_DIM {
-        return Err(GpuError::Shape(format!(
-            "{tiles} workgroups do not fit one dispatch"
-        )));
-    }
-    Ok((x as u32, y as u32))
+const ACCUMULATE: u32 = 1;
+const BIAS: u32 = 2;
+const RELU: u32 = 4;
+
+/// A matrix operand: element `(i, j)` is `buf[offset + i * rs + j * cs]`, as in `cpu::Mat`.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    pub buf: &'a GpuBuffer,
+    pub offset: usize,
+    pub rs: usize,
+    pub cs: usize,
 }
 
-fn check_len(buf: &GpuBuffer, rows: usize, cols: usize, name: &str) -> Result<(), GpuError> {
-    if buf.len() < rows * cols {
+impl<'a> View<'a> {
+    /// A row-major matrix with `cols` columns at the start of `buf`.
+    pub fn row_major(buf: &'a GpuBuffer, cols: usize) -> Self {
+        View {
+            buf,
+            offset: 0,
+            rs: cols,
+            cs: 1,
+        }
+    }
+    /// The transpose (swapped strides; no data moves).
+    pub fn t(self) -> Self {
+        View {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+    /// The same view starting `offset` elements into the buffer.
+    pub fn at(self, offset: usize) -> Self {
+        View { offset, ..self }
+    }
+}
+
+/// What happens as each element of C is stored, in this order: add the old value
+/// (`accumulate`, i.e. beta = 1), add `bias[j]`, clamp at zero (`relu`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    pub accumulate: bool,
+    pub bias: Option<&'a GpuBuffer>,
+    pub relu: bool,
+}
+
+fn check_view(v: &View, rows: usize, cols: usize, name: &str) -> Result<(), GpuError> {
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    let last = v.offset + (rows - 1) * v.rs + (cols - 1) * v.cs;
+    if last >= v.buf.len() {
         return Err(GpuError::Shape(format!(
             "gemm: {name} is {rows}x{cols} ({} elements) but its buffer holds {}",
             rows * cols,
-            buf.len()
+            v.buf.len()
+        )));
+    }
+    if last > u32::MAX as usize {
+        return Err(GpuError::Shape(format!(
+            "gemm: {name} reaches element {last}, past u32 indexing"
         )));
     }
     Ok(())
 }
 
-/// `C = op(A) · op(B)` for an `m x k` op(A) and a `k x n` op(B), recorded and submitted at once.
+/// `C = op(A) · op(B)` for an `m x k` op(A) and a `k x n` op(B), recorded into the context's
+/// encoder (it runs at the next readback or [`GpuContext::flush`]).
 ///
 /// `a` holds A row-major (`m x k`), or with `trans_a` its transpose row-major (`k x m`); the
 /// same for `b` (`k x n`, or `n x k` with `trans_b`). `c` receives the row-major `m x n` result.
-/// Returns without waiting: read `c` (or call [`GpuContext::wait`]) to synchronise.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     ctx: &GpuContext,
@@ -117,120 +171,87 @@ pub fn gemm(
     trans_b: bool,
     c: &GpuBuffer,
 ) -> Result<(), GpuError> {
-    let mut enc = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("gemm"),
-        });
-    record_gemm(ctx, &mut enc, v, m, k, n, a, trans_a, b, trans_b, c)?;
-    ctx.queue.submit([enc.finish()]);
-    Ok(())
+    let a = if trans_a {
+        View::row_major(a, m).t()
+    } else {
+        View::row_major(a, k)
+    };
+    let b = if trans_b {
+        View::row_major(b, k).t()
+    } else {
+        View::row_major(b, n)
+    };
+    gemm_view(ctx, v, m, k, n, a, b, c, 0, Epilogue::default())
 }
 
-/// Like [`gemm`], but only records the dispatch into `enc`, so that many kernels can share one
-/// command encoder and one submit. Each call gets its own small uniform buffer, so several
-/// GEMMs of different shapes can be recorded before the encoder is submitted.
+/// The general form of [`gemm`]: strided views with offsets for A and B, C row-major at
+/// element `c_off` of `c`, and an epilogue.
 #[allow(clippy::too_many_arguments)]
-pub fn record_gemm(
+pub fn gemm_view(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
     v: GemmVariant,
     m: usize,
     k: usize,
     n: usize,
-    a: &GpuBuffer,
-    trans_a: bool,
-    b: &GpuBuffer,
-    trans_b: bool,
+    a: View,
+    b: View,
     c: &GpuBuffer,
+    c_off: usize,
+    epi: Epilogue,
 ) -> Result<(), GpuError> {
-    check_len(a, m, k, "A")?;
-    check_len(b, k, n, "B")?;
-    check_len(c, m, n, "C")?;
-    if c.buffer == a.buffer || c.buffer == b.buffer {
+    check_view(&a, m, k, "A")?;
+    check_view(&b, k, n, "B")?;
+    check_view(&View::row_major(c, n).at(c_off), m, n, "C")?;
+    if let Some(bias) = epi.bias {
+        if bias.len() < n {
+            return Err(GpuError::Shape(format!(
+                "gemm: bias holds {} values for {n} columns",
+                bias.len()
+            )));
+        }
+    }
+    if c.buffer == a.buf.buffer || c.buffer == b.buf.buffer {
         return Err(GpuError::Shape(
             "gemm: C must not share a buffer with A or B".into(),
         ));
     }
-    // The largest index a thread computes must fit the shader's u32 arithmetic; buffers under
-    // the binding limit (at most 4 GiB) always do, this only guards misuse.
-    if [m * k, k * n, m * n].iter().any(|&e| e > u32::MAX as usize) {
-        return Err(GpuError::Shape(format!(
-            "gemm: {m}x{k}x{n} overflows u32 indexing"
-        )));
-    }
     if m == 0 || n == 0 {
         return Ok(());
     }
-    if k == 0 {
-        // An empty sum: C = 0 (and A, B may be empty buffers that cannot be bound).
-        enc.clear_buffer(&c.buffer, 0, Some(4 * (m * n) as u64));
-        return Ok(());
-    }
-    // Element (i, p) of A is a[i * a_rs + p * a_cs]; a stored transpose swaps the strides.
-    let (a_rs, a_cs) = if trans_a { (1, m) } else { (k, 1) };
-    let (b_rs, b_cs) = if trans_b { (1, k) } else { (n, 1) };
+    let flags = if epi.accumulate { ACCUMULATE } else { 0 }
+        | if epi.bias.is_some() { BIAS } else { 0 }
+        | if epi.relu { RELU } else { 0 };
+    // With k = 0 the kernels' k loops run no times (C = 0 through the epilogue), but A or B
+    // may then be empty buffers, which cannot be bound: bind the context's dummy instead.
+    let (a_buf, b_buf) = if k == 0 {
+        (&ctx.dummy, &ctx.dummy)
+    } else {
+        (a.buf, b.buf)
+    };
     let dims = Dims {
         m: m as u32,
         k: k as u32,
         n: n as u32,
-        a_rs: a_rs as u32,
-        a_cs: a_cs as u32,
-        b_rs: b_rs as u32,
-        b_cs: b_cs as u32,
+        a_rs: a.rs as u32,
+        a_cs: a.cs as u32,
+        b_rs: b.rs as u32,
+        b_cs: b.cs as u32,
+        a_off: a.offset as u32,
+        b_off: b.offset as u32,
+        c_off: c_off as u32,
+        flags,
         _pad: 0,
     };
     let (tm, tn) = v.tile();
-    let (gx, gy) = grid((m.div_ceil(tm) * n.div_ceil(tn)) as u64)?;
-    let pipeline = ctx.pipelines.get(&ctx.device, SHADER, v.entry_point())?;
-    let uniform = ctx
-        .device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("gemm dims"),
-            contents: bytemuck::bytes_of(&dims),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-    let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("gemm"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: uniform.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: a.buffer.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 2,
-                resource: b.buffer.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 3,
-                resource: c.buffer.as_entire_binding(),
-            },
-        ],
-    });
-    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(v.entry_point()),
-        timestamp_writes: None,
-    });
-    pass.set_pipeline(&pipeline);
-    pass.set_bind_group(0, &bind, &[]);
-    pass.dispatch_workgroups(gx, gy, 1);
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grid_spills_into_y_past_the_per_dimension_limit() {
-        assert_eq!(grid(1).unwrap(), (1, 1));
-        assert_eq!(grid(65_535).unwrap(), (65_535, 1));
-        assert_eq!(grid(65_536).unwrap(), (65_535, 2));
-        assert!(grid(65_535 * 65_535 + 1).is_err());
-    }
+    let groups = grid((m.div_ceil(tm) * n.div_ceil(tn)) as u64)?;
+    let bias = epi.bias.unwrap_or(&ctx.dummy);
+    ctx.dispatch(
+        Kernel {
+            shader: SHADER,
+            entry: v.entry_point(),
+        },
+        &dims,
+        &[a_buf, b_buf, c, bias],
+        groups,
+    )
 }

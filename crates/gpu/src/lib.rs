@@ -8,6 +8,8 @@
 //!   `upload`, `zeros`, `read`. A buffer larger than the binding limit is a
 //!   [`GpuError::TooLarge`], never a validation panic.
 //! - [`PipelineCache`] (pipeline.rs): each (shader, entry point) is compiled once.
+//! - Recording (record.rs): every kernel is recorded into one open command encoder, which is
+//!   submitted only at a readback or [`GpuContext::flush`], so a training step is one submit.
 //! - One Rust file per shader family in `shaders/`: [`gemm`] (`shaders/gemm.wgsl`).
 //!
 //! Sizes reach the shaders through a small uniform buffer, not as constants baked into the
@@ -21,9 +23,11 @@ pub mod context;
 pub mod error;
 pub mod gemm;
 pub mod pipeline;
+pub mod record;
 
 pub use buffer::{BufferPool, GpuBuffer};
 pub use context::GpuContext;
 pub use error::GpuError;
-pub use gemm::{gemm, record_gemm, GemmVariant};
+pub use gemm::{gemm, gemm_view, Epilogue, GemmVariant, View};
 pub use pipeline::{PipelineCache, Shader};
+pub use record::{grid, Kernel, WORKGROUP};
