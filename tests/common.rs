@@ -33,3 +33,43 @@ pub fn subset_dir() -> Option<PathBuf> {
         None
     }
 }
+
+/// The GPU shared by a test binary (so each pipeline compiles once per binary), or `None` with
+/// the reason on stderr when there is no adapter. Under `CI`, where lavapipe is installed, a
+/// missing adapter is a failure instead: the GPU tests must run there.
+pub fn gpu() -> Option<&'static std::sync::Arc<gpu::GpuContext>> {
+    use std::sync::{Arc, OnceLock};
+    static CTX: OnceLock<Result<Arc<gpu::GpuContext>, String>> = OnceLock::new();
+    match CTX.get_or_init(|| {
+        gpu::GpuContext::new()
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(ctx) => Some(ctx),
+        Err(reason) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set, so the GPU tests must run, but: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            None
+        }
+    }
+}
+
+/// `len` values uniform in [-0.5, 0.5) from the counter hash the dropout kernels share.
+pub fn data(len: usize, seed: u32) -> Vec<f32> {
+    (0..len as u32)
+        .map(|i| cpu::rng::uniform(seed, i) - 0.5)
+        .collect()
+}
+
+/// Fails unless every `|got - want| <= tol * max(1, |want|)`, naming the first bad element.
+pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (idx, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * w.abs().max(1.0),
+            "{what}: element {idx} is {g}, the CPU reference says {w}"
+        );
+    }
+}

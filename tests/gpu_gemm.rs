@@ -11,29 +11,9 @@
 
 use cpu::gemm::{gemm_reference, Mat};
 use gpu::{gemm, gemm_view, Epilogue, GemmVariant, GpuContext, GpuError, View};
-use std::sync::OnceLock;
 
-/// The shared GPU context, or `None` (with the reason on stderr) when there is no adapter.
-/// Shared so that each pipeline compiles once for the whole test binary.
-fn gpu() -> Option<&'static GpuContext> {
-    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-    match CTX.get_or_init(|| GpuContext::new().map_err(|e| e.to_string())) {
-        Ok(ctx) => Some(ctx),
-        Err(reason) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set, so the GPU tests must run, but: {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
-}
-
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    (0..len as u32)
-        .map(|i| cpu::rng::uniform(seed, i) - 0.5)
-        .collect()
-}
+mod common;
+use common::{data, gpu};
 
 /// The reference product of stored A and B (each row-major, possibly as the transpose).
 #[allow(clippy::too_many_arguments)]
@@ -54,13 +34,7 @@ fn reference(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: b
 }
 
 fn assert_close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (idx, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-            "{what}: element {idx} is {g}, the CPU reference says {w}"
-        );
-    }
+    common::assert_close(got, want, 1e-4, what)
 }
 
 #[test]
