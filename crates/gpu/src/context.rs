@@ -6,6 +6,7 @@ use crate::error::GpuError;
 use crate::pipeline::PipelineCache;
 use crate::record::Recorder;
 use crate::GpuBuffer;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// One GPU: open it once and pass `&GpuContext` to every kernel.
@@ -25,7 +26,13 @@ pub struct GpuContext {
     /// A one-element buffer bound where a kernel's optional input is absent (a GEMM without
     /// bias): wgpu needs every binding filled.
     pub dummy: GpuBuffer,
+    /// The most memory a kernel's scratch buffer (conv2d's im2col matrix) may take.
+    scratch_budget: AtomicU64,
 }
+
+/// Default for [`GpuContext::scratch_budget`]: large enough that a conv chunk is a big GEMM
+/// (hundreds of workgroups), small enough not to crowd out activations.
+pub const DEFAULT_SCRATCH_BYTES: u64 = 32 << 20;
 
 impl GpuContext {
     /// Open the best adapter of any backend (Vulkan, Metal, DX12, GL), preferring a
@@ -70,6 +77,7 @@ impl GpuContext {
         let dummy = GpuBuffer::new(&device, 1);
         Ok(GpuContext {
             dummy,
+            scratch_budget: AtomicU64::new(DEFAULT_SCRATCH_BYTES),
             recorder: Mutex::default(),
             device,
             queue,
@@ -95,6 +103,18 @@ impl GpuContext {
     /// The largest buffer, in bytes, that one shader binding may see.
     pub fn binding_limit(&self) -> u64 {
         self.binding_limit
+    }
+
+    /// The most bytes a scratch buffer may take (never more than the binding limit).
+    pub fn scratch_budget(&self) -> u64 {
+        self.scratch_budget
+            .load(Ordering::Relaxed)
+            .min(self.binding_limit)
+    }
+
+    /// Change [`GpuContext::scratch_budget`] (tests use a tiny one to exercise chunking).
+    pub fn set_scratch_budget(&self, bytes: u64) {
+        self.scratch_budget.store(bytes, Ordering::Relaxed);
     }
 
     /// Submit what is recorded and block until every command has finished.

@@ -10,7 +10,8 @@
 //! - [`PipelineCache`] (pipeline.rs): each (shader, entry point) is compiled once.
 //! - Recording (record.rs): every kernel is recorded into one open command encoder, which is
 //!   submitted only at a readback or [`GpuContext::flush`], so a training step is one submit.
-//! - One Rust file per shader family in `shaders/`: [`gemm`] (`shaders/gemm.wgsl`).
+//! - One Rust file per shader family in `shaders/`: [`gemm`] (`shaders/gemm.wgsl`), [`conv2d`]
+//!   (`shaders/conv2d.wgsl`: im2col / col2im around the GEMMs, and a direct kernel).
 //!
 //! Sizes reach the shaders through a small uniform buffer, not as constants baked into the
 //! source. One compiled pipeline then serves every shape, which matters because compiling a
@@ -20,6 +21,7 @@
 
 pub mod buffer;
 pub mod context;
+pub mod conv2d;
 pub mod error;
 pub mod gemm;
 pub mod pipeline;
