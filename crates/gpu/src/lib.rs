@@ -19,13 +19,21 @@
 //! the alternative (wgpu-mm, wonnx): they let the compiler unroll loops and drop bounds checks,
 //! at the price of one compile per shape.
 
+pub mod batchnorm;
 pub mod buffer;
 pub mod context;
 pub mod conv2d;
+pub mod dropout;
+pub mod elementwise;
 pub mod error;
 pub mod gemm;
+pub mod lrn;
+pub mod optim;
 pub mod pipeline;
+pub mod pool;
 pub mod record;
+pub mod shortcut;
+pub mod softmax_xent;
 
 pub use buffer::{BufferPool, GpuBuffer};
 pub use context::GpuContext;

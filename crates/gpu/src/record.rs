@@ -231,7 +231,9 @@ impl GpuContext {
         rec.pass = None;
         if let Some(enc) = rec.encoder.take() {
             rec.pending = 0;
-            drop(rec);
+            // Submit while still holding the lock: another thread's encoder, recorded after
+            // this one, must not reach the queue first (it may reuse a buffer this one
+            // released, and then run before the work that read it).
             self.queue.submit([enc.finish()]);
         }
     }
