@@ -11,7 +11,19 @@ use gpu::conv2d::{self as g, ConvVariant};
 use gpu::{GemmVariant, GpuContext};
 
 /// (n, h, w, c_in, kh, kw, c_out, stride, padding)
-const SHAPES: [(usize, usize, usize, usize, usize, usize, usize, usize, Padding); 7] = [
+type Shape = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    Padding,
+);
+
+const SHAPES: [Shape; 7] = [
     (2, 5, 7, 3, 3, 3, 4, 1, Padding::Same),
     (3, 9, 6, 2, 3, 3, 5, 2, Padding::Same),
     (1, 8, 8, 5, 5, 5, 3, 1, Padding::Valid),
@@ -21,7 +33,19 @@ const SHAPES: [(usize, usize, usize, usize, usize, usize, usize, usize, Padding)
     (3, 11, 10, 6, 3, 2, 9, 3, Padding::Valid),
 ];
 
-fn dims(s: &(usize, usize, usize, usize, usize, usize, usize, usize, Padding)) -> Conv2dDims {
+fn dims(
+    s: &(
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        Padding,
+    ),
+) -> Conv2dDims {
     let &(n, h, w, ci, kh, kw, co, st, pad) = s;
     Conv2dDims::new(n, h, w, ci, kh, kw, co, st, pad).unwrap()
 }

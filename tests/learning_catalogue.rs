@@ -48,6 +48,7 @@ fn losses(model: &str, per_batch: usize, epochs: usize, batch: Option<usize>) ->
         max_steps: None,
         init_weights: None,
         run_dir: Some(data.join("run")),
+        device: cli::DeviceFlag::Cpu,
     };
     let out = cli::train(&args).unwrap_or_else(|e| panic!("{model}: {e:#}"));
     let l: Vec<f32> = out.history.iter().map(|r| r.loss).collect();

@@ -109,6 +109,8 @@ impl Tape {
             grads: vec![None; self.nodes.len()],
             requires: self.nodes.iter().map(|n| n.requires_grad).collect(),
         };
+        // The seed d(loss)/d(loss) = 1 stays on the CPU whatever the loss's device: the loss
+        // ops read it as a number (see ops/softmax_xent.rs), so no GPU readback is needed.
         grads.grads[loss.0] = Some(Tensor::full(value.shape().clone(), 1.0));
         for i in (0..=loss.0).rev() {
             let Some(backward) = self.nodes[i].backward.take() else {

@@ -24,6 +24,9 @@ pub struct BenchArgs {
     /// Untimed steps first (buffers, caches and the allocator warm up).
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
+    /// auto (a hardware GPU if there is one), cpu, or gpu (any adapter, software included).
+    #[arg(long, value_enum, default_value_t = crate::device::DeviceFlag::Auto)]
+    pub device: crate::device::DeviceFlag,
 }
 
 fn random_batch(
@@ -45,8 +48,10 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         args.batch_size > 0 && args.steps > 0,
         "--batch-size and --steps must be at least 1"
     );
-    println!("{}", crate::device::describe());
+    let (device, line) = crate::device::select(args.device)?;
+    println!("{line}");
     let mut model = models::build(&args.model, 1)?;
+    model.to_device(&device)?;
     let mut opt = Adam::default();
     let mut rng = StdRng::seed_from_u64(1);
     let (x, y) = random_batch(&model, args.batch_size, &mut rng)?;
@@ -69,7 +74,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     times.sort();
     let median = times[times.len() / 2];
-    profile(&model, &mut opt, &x, &y, median)?;
+    if device.is_gpu() {
+        // Kernels are only recorded while the CPU walks the layers, so timing layers from
+        // the host would measure recording, not the GPU.
+        println!("per-layer profile: CPU only (each GPU step above is timed to completion, including its metrics readback)");
+    } else {
+        profile(&model, &mut opt, &x, &y, median)?;
+    }
     let ips = args.batch_size as f64 / median.as_secs_f64();
     println!(
         "step: median {:.1} ms, min {:.1} ms, max {:.1} ms over {} steps",
@@ -133,7 +144,7 @@ fn profile(
     drop((ctx, grads, tape));
     let mut store = model.store.clone();
     let t = Instant::now();
-    opt.step(&mut store, updates)?;
+    opt.step(&mut store, updates, None)?;
     let opt_time = t.elapsed();
 
     println!("per-layer time of one step (batch {}):", x.dims()[0]);

@@ -1,7 +1,52 @@
-//! The line every run starts with: which device and kernels run.
+//! `--device auto|cpu|gpu`, and the line every run starts with: which device and kernels run.
+
+use std::sync::Arc;
+
+use tensor::Device;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum DeviceFlag {
+    /// A hardware GPU when there is one, else the CPU kernels (a software adapter such as
+    /// Mesa lavapipe is slower than the CPU kernels, so auto never picks it).
+    #[default]
+    Auto,
+    Cpu,
+    /// The first GPU adapter wgpu finds, software ones included; an error when there is none.
+    Gpu,
+}
+
+/// The device for `flag`, and the first line of the run naming it (and the adapter).
+pub fn select(flag: DeviceFlag) -> anyhow::Result<(Device, String)> {
+    match flag {
+        DeviceFlag::Cpu => Ok((Device::Cpu, describe_cpu())),
+        DeviceFlag::Gpu => {
+            let ctx = gpu::GpuContext::new().map_err(|e| anyhow::anyhow!("--device gpu: {e}"))?;
+            let line = format!("device: gpu: {}", ctx.describe());
+            Ok((Device::Gpu(Arc::new(ctx)), line))
+        }
+        DeviceFlag::Auto => match gpu::GpuContext::new() {
+            Ok(ctx) if ctx.is_hardware() => {
+                let line = format!("device: gpu: {} (--device auto)", ctx.describe());
+                Ok((Device::Gpu(Arc::new(ctx)), line))
+            }
+            Ok(ctx) => {
+                let line = format!(
+                    "{} (--device auto: the only GPU adapter, {}, is a software one; --device gpu uses it anyway)",
+                    describe_cpu(),
+                    ctx.describe()
+                );
+                Ok((Device::Cpu, line))
+            }
+            Err(_) => Ok((
+                Device::Cpu,
+                format!("{} (--device auto: no GPU adapter)", describe_cpu()),
+            )),
+        },
+    }
+}
 
 /// e.g. `device: cpu (2 threads, AVX-512 FMA)`.
-pub fn describe() -> String {
+pub fn describe_cpu() -> String {
     format!(
         "device: cpu ({} threads, {})",
         rayon::current_num_threads(),

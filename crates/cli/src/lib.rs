@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use device::DeviceFlag;
 pub use train::{train, TrainArgs, TrainOutcome};
 
 #[derive(Parser)]
@@ -45,6 +46,9 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value_t = 500)]
         batch_size: usize,
+        /// auto (a hardware GPU if there is one), cpu, or gpu (any adapter, software included).
+        #[arg(long, value_enum, default_value_t = device::DeviceFlag::Auto)]
+        device: device::DeviceFlag,
     },
     /// Print the Keras-style summary table of a model.
     Summary {
@@ -65,7 +69,8 @@ pub fn main() -> ExitCode {
             weights,
             data,
             batch_size,
-        } => eval::eval(&model, &weights, &data, batch_size),
+            device,
+        } => eval::eval(&model, &weights, &data, batch_size, device),
         Command::Summary { model } => summary::summary(&model),
         Command::Bench(args) => bench::bench(&args),
     };

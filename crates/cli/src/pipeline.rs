@@ -80,14 +80,14 @@ pub fn evaluate(
     batch_size: usize,
 ) -> anyhow::Result<(f32, f32)> {
     let mut p = Pipeline::new(recipe, batch_size, 0);
-    let (mut loss, mut correct) = (0.0f64, 0usize);
+    // Summed on the model's device and read once at the end.
+    let mut metrics = nn::step::Metrics::new(&model.device())?;
     let all: Vec<usize> = (0..ds.len()).collect();
     for idx in all.chunks(batch_size) {
         let x = p.batch(ds, idx, Mode::Eval, 0)?;
-        let s = nn::step::evaluate_batch(model, &x, &p.labels[..idx.len()])?;
-        loss += s.loss as f64 * idx.len() as f64;
-        correct += s.correct;
+        nn::step::record_evaluation(model, &x, &p.labels[..idx.len()], &mut metrics)?;
     }
+    let s = metrics.take()?;
     let n = ds.len().max(1) as f64;
-    Ok(((loss / n) as f32, (correct as f64 / n) as f32))
+    Ok((s.loss, (s.correct as f64 / n) as f32))
 }

@@ -18,6 +18,7 @@ use nn::schedule::Schedule;
 use serde::Serialize;
 use tensor::ops::AdamHyper;
 
+use crate::device::DeviceFlag;
 use crate::pipeline::{evaluate, Pipeline};
 
 #[derive(Args, Debug, Clone, Serialize)]
@@ -69,6 +70,10 @@ pub struct TrainArgs {
     /// Where config.json, history.csv and the weights go (default: runs/<model>-<unix time>).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
+    /// Where the step runs: a hardware GPU if there is one (auto), the CPU kernels, or the
+    /// first GPU adapter found, software ones included (gpu).
+    #[arg(long, value_enum, default_value_t = DeviceFlag::Auto)]
+    pub device: DeviceFlag,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Serialize)]
@@ -230,7 +235,8 @@ fn load_data(
 }
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
-    println!("{}", crate::device::describe());
+    let (device, line) = crate::device::select(args.device)?;
+    println!("{line}");
     let mut model = models::build(&args.model, args.seed)?;
     let mut recipe = models::recipe(&args.model)?;
     apply_overrides(&mut recipe, args)?;
@@ -252,6 +258,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
             );
         }
     }
+    model.to_device(&device)?;
     let mut opt = optimizer(&recipe.optimizer, recipe.schedule.lr(0, 0));
     println!(
         "model: {} ({} parameters, {} trainable, {:.1} MFLOP forward per image)",
@@ -330,6 +337,23 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         };
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        // Loss and accuracy are summed on the model's device and read every `read_every`
+        // steps: each step on the CPU (free there), now and then on the GPU, where a read
+        // waits for the queue to drain.
+        let read_every = if device.is_gpu() { 20 } else { 1 };
+        let mut metrics = nn::step::Metrics::new(&device)?;
+        let mut read = |metrics: &mut nn::step::Metrics| -> anyhow::Result<()> {
+            let s = metrics.take()?;
+            loss_sum += s.loss as f64 * s.examples as f64;
+            correct += s.correct;
+            seen += s.examples;
+            bar.set_message(format!(
+                "loss: {:.4} - acc: {:.4}",
+                loss_sum / seen.max(1) as f64,
+                correct as f64 / seen.max(1) as f64
+            ));
+            Ok(())
+        };
         for idx in order.chunks(bs) {
             if args.max_steps.is_some_and(|m| step >= m) {
                 break;
@@ -339,18 +363,23 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
             let seed = cpu::rng::pcg_hash((args.seed as u32) ^ cpu::rng::pcg_hash(step as u32));
             let labels = &pipe.labels[..idx.len()];
             let wd = recipe.weight_decay;
-            let s = nn::step::train_step_l2(&mut model, opt.as_mut(), x, labels, seed, step, wd)?;
+            nn::step::record_train_step(
+                &mut model,
+                opt.as_mut(),
+                x,
+                labels,
+                seed,
+                step,
+                wd,
+                &mut metrics,
+            )?;
             step += 1;
-            loss_sum += s.loss as f64 * s.examples as f64;
-            correct += s.correct;
-            seen += s.examples;
             bar.inc(1);
-            bar.set_message(format!(
-                "loss: {:.4} - acc: {:.4}",
-                loss_sum / seen as f64,
-                correct as f64 / seen as f64
-            ));
+            if step.is_multiple_of(read_every) {
+                read(&mut metrics)?;
+            }
         }
+        read(&mut metrics)?;
         bar.finish_and_clear();
         let train_secs = start.elapsed().as_secs_f32();
         if seen == 0 {

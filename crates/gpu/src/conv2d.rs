@@ -184,7 +184,18 @@ pub fn conv2d_forward(
                 rows * patch,
             )?;
             let a = View::row_major(&cols, patch);
-            gemm_view(ctx, gv, rows, patch, d.c_out, a, wv, y, b0 * pixels * d.c_out, epi)?;
+            gemm_view(
+                ctx,
+                gv,
+                rows,
+                patch,
+                d.c_out,
+                a,
+                wv,
+                y,
+                b0 * pixels * d.c_out,
+                epi,
+            )?;
         }
         Ok(())
     })();

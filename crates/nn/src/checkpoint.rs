@@ -19,19 +19,16 @@ pub fn save(model: &Sequential, path: &Path) -> Result<(), NnError> {
         path: path.to_path_buf(),
         detail,
     };
+    // On the GPU each parameter is read back first.
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = model
         .store
         .iter()
         .map(|(_, p)| {
-            let b = p
-                .value
-                .as_slice()
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            (p.name.clone(), p.value.dims().to_vec(), b)
+            let host = p.value.try_to_vec()?;
+            let b = host.iter().flat_map(|v| v.to_le_bytes()).collect();
+            Ok((p.name.clone(), p.value.dims().to_vec(), b))
         })
-        .collect();
+        .collect::<Result<_, NnError>>()?;
     let views = bytes
         .iter()
         .map(|(name, shape, b)| {
@@ -104,7 +101,8 @@ pub fn load(model: &mut Sequential, path: &Path) -> Result<(), NnError> {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        loaded.push((id, Tensor::from_vec(p.value.shape().clone(), values)?));
+        let t = Tensor::from_vec(p.value.shape().clone(), values)?;
+        loaded.push((id, t.to_device(&p.value.device())?));
     }
     for (id, t) in loaded {
         model.store.get_mut(id).value = t;
@@ -159,7 +157,8 @@ pub fn import_mapped(
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        loaded.push((id, Tensor::from_vec(p.value.shape().clone(), values)?));
+        let t = Tensor::from_vec(p.value.shape().clone(), values)?;
+        loaded.push((id, t.to_device(&p.value.device())?));
     }
     let n = loaded.len();
     for (id, t) in loaded {

@@ -24,9 +24,10 @@ pub enum NnError {
         expected: String,
         got: String,
     },
-    /// The loss stopped being a number.
-    #[error("the loss became {value} at step {step}: training diverged; lower the learning rate or check the input scaling (no checkpoint was written for this step)")]
-    NonFiniteLoss { value: f32, step: u64 },
+    /// The loss stopped being a number, at step `step` (on the GPU, where metrics are read
+    /// now and then, somewhere in `step..=last`). No parameter changed from that step on.
+    #[error("the loss became {value} at step {step}{}: training diverged; lower the learning rate or check the input scaling (the parameters were not updated from that step on, and no checkpoint was written for it)", if last > step { format!(" (or up to step {last})") } else { String::new() })]
+    NonFiniteLoss { value: f32, step: u64, last: u64 },
     #[error("cannot read weights file {path}: {detail}")]
     CheckpointRead { path: PathBuf, detail: String },
     #[error("cannot write weights file {path}: {detail}")]

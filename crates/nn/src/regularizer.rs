@@ -16,9 +16,9 @@
 //! in place to the gradients the backward pass produced, before the optimiser step, with
 //! `(2 * wd) * w`, which rounds exactly like TensorFlow's `wd * (2 * w)` (scaling by 2 is exact).
 
-use tensor::{Device, Tensor};
+use tensor::{ops, Device, Tensor};
 
-use crate::{ParamId, ParamKind, ParamStore};
+use crate::{NnError, ParamId, ParamKind, ParamStore};
 
 /// Whether L2 applies to `param`: a trainable kernel.
 fn decays(param: &crate::Param) -> bool {
@@ -44,14 +44,34 @@ pub fn l2_penalty(store: &ParamStore, wd: f32) -> f32 {
     (wd as f64 * sum) as f32
 }
 
+/// The penalty as a one-element tensor on the parameters' device: on the CPU exactly
+/// [`l2_penalty`]; on the GPU a sum of per-kernel sums of squares, without a readback.
+pub fn l2_penalty_tensor(store: &ParamStore, wd: f32) -> Result<Tensor, NnError> {
+    let device = store
+        .iter()
+        .next()
+        .map_or(Device::Cpu, |(_, p)| p.value.device());
+    if !device.is_gpu() {
+        return Ok(Tensor::scalar(l2_penalty(store, wd)));
+    }
+    let mut total = Tensor::zeros_on(tensor::Shape::new(vec![]), &device)?;
+    for (_, p) in store.iter().filter(|(_, p)| decays(p)) {
+        ops::axpy(wd, &ops::sum_squares(&p.value)?, &mut total)?;
+    }
+    Ok(total)
+}
+
 /// Adds the penalty's gradient `2 * wd * w` to the gradient of every trainable kernel in
 /// `grads`, in place. Biases and frozen parameters are left as they are; `wd = 0` does nothing.
 ///
-/// Panics if a gradient's shape differs from its parameter's (the backward pass produced it
-/// for that parameter, so that is a bug, not a user error).
-pub fn add_l2_gradients(store: &ParamStore, wd: f32, grads: &mut [(ParamId, Tensor)]) {
+/// A gradient whose shape differs from its parameter's is an error.
+pub fn add_l2_gradients(
+    store: &ParamStore,
+    wd: f32,
+    grads: &mut [(ParamId, Tensor)],
+) -> Result<(), NnError> {
     if wd == 0.0 {
-        return;
+        return Ok(());
     }
     let coef = 2.0 * wd;
     for (id, grad) in grads.iter_mut() {
@@ -59,20 +79,10 @@ pub fn add_l2_gradients(store: &ParamStore, wd: f32, grads: &mut [(ParamId, Tens
         if !decays(param) {
             continue;
         }
-        assert_eq!(
-            grad.shape(),
-            param.value.shape(),
-            "add_l2_gradients: gradient of `{}` has the wrong shape",
-            param.name
-        );
-        match grad.device() {
-            Device::Cpu => {
-                for (g, &w) in grad.data_mut().iter_mut().zip(param.value.as_slice()) {
-                    *g += coef * w;
-                }
-            }
-        }
+        crate::optim::check_grad("add_l2_gradients", param, grad)?;
+        ops::axpy(coef, &param.value, grad)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -118,7 +128,7 @@ mod tests {
         let (s, [k, _, _]) = tiny_store();
         let wd = 0.05;
         let mut grads = vec![(k, Tensor::zeros([2, 2]))];
-        add_l2_gradients(&s, wd, &mut grads);
+        add_l2_gradients(&s, wd, &mut grads).unwrap();
         let analytic = grads[0].1.to_vec();
         let w0 = s.get(k).value.to_vec();
         let eps = 1e-2f32;
@@ -148,13 +158,13 @@ mod tests {
             (b, Tensor::full([2], 1.0)),
             (f, Tensor::full([3], 1.0)),
         ];
-        add_l2_gradients(&s, 0.5, &mut grads);
+        add_l2_gradients(&s, 0.5, &mut grads).unwrap();
         // 1 + 2 * 0.5 * w = 1 + w.
         assert_eq!(grads[0].1.to_vec(), vec![2.0, -1.0, 1.5, 4.0]);
         assert_eq!(grads[1].1.to_vec(), vec![1.0, 1.0]);
         assert_eq!(grads[2].1.to_vec(), vec![1.0, 1.0, 1.0]);
         // wd = 0 is a no-op.
-        add_l2_gradients(&s, 0.0, &mut grads);
+        add_l2_gradients(&s, 0.0, &mut grads).unwrap();
         assert_eq!(grads[0].1.to_vec(), vec![2.0, -1.0, 1.5, 4.0]);
     }
 }

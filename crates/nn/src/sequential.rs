@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use autograd::{Tape, Var};
 use rand::{rngs::StdRng, SeedableRng};
-use tensor::{Padding, Tensor};
+use tensor::{Device, Padding, Tensor};
 
 use crate::layers::{
     ActivationLayer, AvgPool2d, BatchNorm, Conv2d, Dense, Dropout, Flatten, GlobalAvgPool, Lrn,
@@ -50,6 +50,22 @@ impl Sequential {
     }
 
     /// Records the model on `tape`, after checking that `x` is a batch of the input shape.
+    /// Where the parameters live (the CPU for a model without parameters).
+    pub fn device(&self) -> Device {
+        self.store
+            .iter()
+            .next()
+            .map_or(Device::Cpu, |(_, p)| p.value.device())
+    }
+
+    /// Move every parameter (and so every later step) to `device`.
+    pub fn to_device(&mut self, device: &Device) -> Result<(), NnError> {
+        for (_, p) in self.store.iter_mut() {
+            p.value = p.value.to_device(device)?;
+        }
+        Ok(())
+    }
+
     pub fn forward(&self, tape: &mut Tape, x: Var, ctx: &mut Ctx) -> Result<Var, NnError> {
         let dims = tape.value(x).dims();
         if dims.len() != self.input_shape.len() + 1 || dims[1..] != self.input_shape[..] {
@@ -69,7 +85,7 @@ impl Sequential {
     /// Inference: the logits for a batch (dropout off, nothing kept for backward).
     pub fn predict(&self, images: &Tensor) -> Result<Tensor, NnError> {
         let mut tape = Tape::new();
-        let x = tape.input(images.clone());
+        let x = tape.input(images.to_device(&self.device())?);
         let mut ctx = Ctx::new(&self.store, false, 0);
         let y = self.forward(&mut tape, x, &mut ctx)?;
         Ok(tape.value(y).clone())

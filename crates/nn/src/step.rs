@@ -3,9 +3,15 @@
 //! A step: record the forward pass on a fresh tape, add the fused softmax cross-entropy,
 //! back-propagate, drop the tape (so the parameters are no longer shared and can be updated in
 //! place), then let the optimiser update every trainable parameter.
+//!
+//! Loss and accuracy go into [`Metrics`], running sums kept on the model's device. On the GPU
+//! nothing is read back during a step: the caller reads the sums with [`Metrics::take`] every
+//! so many steps, and a step whose loss is not finite changes no parameter, because every
+//! update kernel first checks the running loss sum on the device (the optimiser's `guard`).
+//! On the CPU the loss is checked at once and a bad step returns an error before any update.
 
 use autograd::Tape;
-use tensor::{ops, Tensor};
+use tensor::{ops, Device, Shape, Tensor};
 
 use crate::optim::Optimizer;
 use crate::{Ctx, NnError, Sequential};
@@ -20,9 +26,83 @@ pub struct BatchStats {
     pub examples: usize,
 }
 
-/// Trains on one batch. `seed` drives dropout (pass a different one each step); `step` is only
-/// used to report where a non-finite loss appeared. A NaN or infinite loss is an error and the
-/// parameters are left untouched.
+/// Running sums of the loss and of correct predictions over some steps (or evaluated batches),
+/// on the model's device.
+pub struct Metrics {
+    /// `sum over steps of loss * examples`; shape `[]`. Also the update guard: once it is not
+    /// finite, no later step of this stretch changes anything.
+    loss_sum: Tensor,
+    correct: Tensor,
+    examples: usize,
+    /// Steps recorded since the last `take`: (first, last).
+    steps: Option<(u64, u64)>,
+}
+
+impl Metrics {
+    pub fn new(device: &Device) -> Result<Self, NnError> {
+        Ok(Metrics {
+            loss_sum: Tensor::zeros_on(Shape::new(vec![]), device)?,
+            correct: Tensor::zeros_on(Shape::new(vec![]), device)?,
+            examples: 0,
+            steps: None,
+        })
+    }
+
+    /// Examples recorded since the last [`Metrics::take`].
+    pub fn examples(&self) -> usize {
+        self.examples
+    }
+
+    /// Add one batch's mean `loss` (a one-element tensor) and its logits' correct count.
+    fn record(
+        &mut self,
+        loss: &Tensor,
+        logits: &Tensor,
+        labels: &[u32],
+        step: u64,
+    ) -> Result<(), NnError> {
+        ops::axpy(labels.len() as f32, loss, &mut self.loss_sum)?;
+        ops::accumulate_correct(logits, labels, &mut self.correct)?;
+        self.examples += labels.len();
+        self.steps = Some(self.steps.map_or((step, step), |(first, _)| (first, step)));
+        Ok(())
+    }
+
+    /// The sums so far as a mean loss and a correct count (a readback on the GPU, which also
+    /// waits for the recorded work), and a fresh start. A loss that stopped being finite since
+    /// the last call is an error naming the steps in between.
+    pub fn take(&mut self) -> Result<BatchStats, NnError> {
+        let device = self.loss_sum.device();
+        let sums = (self.loss_sum.item()?, self.correct.item()?);
+        let examples = std::mem::take(&mut self.examples);
+        let steps = self.steps.take();
+        self.loss_sum = Tensor::zeros_on(Shape::new(vec![]), &device)?;
+        self.correct = Tensor::zeros_on(Shape::new(vec![]), &device)?;
+        if !sums.0.is_finite() {
+            let (first, last) = steps.unwrap_or((0, 0));
+            return Err(NnError::NonFiniteLoss {
+                value: sums.0,
+                step: first,
+                last,
+            });
+        }
+        Ok(BatchStats {
+            loss: if examples > 0 {
+                sums.0 / examples as f32
+            } else {
+                0.0
+            },
+            correct: sums.1 as usize,
+            examples,
+        })
+    }
+}
+
+/// Trains on one batch and returns its loss and accuracy (on the GPU, a readback every call:
+/// training loops use [`record_train_step`] and read [`Metrics`] now and then instead).
+/// `seed` drives dropout (pass a different one each step); `step` is only used to report where
+/// a non-finite loss appeared. A NaN or infinite loss is an error and the parameters are left
+/// untouched.
 pub fn train_step(
     model: &mut Sequential,
     opt: &mut dyn Optimizer,
@@ -45,59 +125,97 @@ pub fn train_step_l2(
     step: u64,
     weight_decay: f32,
 ) -> Result<BatchStats, NnError> {
+    let mut metrics = Metrics::new(&model.device())?;
+    record_train_step(
+        model,
+        opt,
+        images,
+        labels,
+        seed,
+        step,
+        weight_decay,
+        &mut metrics,
+    )?;
+    metrics.take()
+}
+
+/// One training step whose loss and accuracy are added to `metrics` (on the model's device,
+/// so on the GPU the step is only recorded: nothing waits for it). `images` may be on the CPU;
+/// they are moved to the model's device.
+#[allow(clippy::too_many_arguments)]
+pub fn record_train_step(
+    model: &mut Sequential,
+    opt: &mut dyn Optimizer,
+    images: Tensor,
+    labels: &[u32],
+    seed: u32,
+    step: u64,
+    weight_decay: f32,
+    metrics: &mut Metrics,
+) -> Result<(), NnError> {
+    let device = model.device();
     let mut tape = Tape::new();
-    let x = tape.input(images);
+    let x = tape.input(images.to_device(&device)?);
     let mut ctx = Ctx::new(&model.store, true, seed);
     let logits = model.forward(&mut tape, x, &mut ctx)?;
-    let loss = tape.softmax_cross_entropy(logits, labels)?;
-    let penalty = if weight_decay > 0.0 {
-        crate::regularizer::l2_penalty(&model.store, weight_decay)
-    } else {
-        0.0
-    };
-    let loss_value = tape.value(loss).item()? + penalty;
-    if !loss_value.is_finite() {
-        return Err(NnError::NonFiniteLoss {
-            value: loss_value,
-            step,
-        });
+    let loss_var = tape.softmax_cross_entropy(logits, labels)?;
+    let mut loss = tape.value(loss_var).clone();
+    if weight_decay > 0.0 {
+        let penalty = crate::regularizer::l2_penalty_tensor(&model.store, weight_decay)?;
+        ops::add_assign(&mut loss, &penalty)?;
     }
-    let correct = ops::count_correct(tape.value(logits), labels)?;
-    let mut grads = tape.backward(loss)?;
+    if !device.is_gpu() {
+        // On the CPU the check is free: stop before anything changes.
+        let value = loss.item()?;
+        if !value.is_finite() {
+            return Err(NnError::NonFiniteLoss {
+                value,
+                step,
+                last: step,
+            });
+        }
+    }
+    metrics.record(&loss, tape.value(logits), labels, step)?;
+    let mut grads = tape.backward(loss_var)?;
     let mut updates: Vec<_> = ctx
         .param_vars()
         .filter(|&(id, _)| model.store.get(id).trainable)
         .filter_map(|(id, v)| grads.take(v).map(|g| (id, g)))
         .collect();
-    if weight_decay > 0.0 {
-        crate::regularizer::add_l2_gradients(&model.store, weight_decay, &mut updates);
-    }
+    crate::regularizer::add_l2_gradients(&model.store, weight_decay, &mut updates)?;
     let statistics = ctx.take_updates();
     drop(ctx);
     drop(grads);
     drop(tape);
-    opt.step(&mut model.store, updates)?;
+    let guard = Some(&metrics.loss_sum);
+    opt.step(&mut model.store, updates, guard)?;
     for (id, batch, momentum) in statistics {
-        ops::update_moving_average(&mut model.store.get_mut(id).value, &batch, momentum)?;
+        let moving = &mut model.store.get_mut(id).value;
+        ops::update_moving_average(moving, &batch, momentum, guard)?;
     }
-    Ok(BatchStats {
-        loss: loss_value,
-        correct,
-        examples: labels.len(),
-    })
+    Ok(())
 }
 
-/// Loss and accuracy counts of the model in inference mode on one batch.
+/// Loss and accuracy counts of the model in inference mode on one batch (a readback on the
+/// GPU; loops over many batches use [`record_evaluation`]).
 pub fn evaluate_batch(
     model: &Sequential,
     images: &Tensor,
     labels: &[u32],
 ) -> Result<BatchStats, NnError> {
+    let mut metrics = Metrics::new(&model.device())?;
+    record_evaluation(model, images, labels, &mut metrics)?;
+    metrics.take()
+}
+
+/// Adds the inference-mode loss and correct count of one batch to `metrics`.
+pub fn record_evaluation(
+    model: &Sequential,
+    images: &Tensor,
+    labels: &[u32],
+    metrics: &mut Metrics,
+) -> Result<(), NnError> {
     let logits = model.predict(images)?;
     let (loss, _) = ops::softmax_xent(&logits, labels)?;
-    Ok(BatchStats {
-        loss,
-        correct: ops::count_correct(&logits, labels)?,
-        examples: labels.len(),
-    })
+    metrics.record(&loss, &logits, labels, 0)
 }

@@ -10,6 +10,22 @@ pub enum TensorError {
     /// A value that is not allowed, such as a dropout rate of 1.
     #[error("{op}: invalid argument: {detail}")]
     Argument { op: &'static str, detail: String },
+    /// Operands on different devices (a CPU tensor given to a GPU op or the reverse).
+    #[error("{op}: operands are on different devices ({a} and {b}): move them with to_device")]
+    Devices {
+        op: &'static str,
+        a: String,
+        b: String,
+    },
+    /// The GPU refused: a buffer past its binding limit, no adapter, a failed readback.
+    #[error("{0}")]
+    Gpu(String),
+}
+
+impl From<gpu::GpuError> for TensorError {
+    fn from(e: gpu::GpuError) -> Self {
+        TensorError::Gpu(e.to_string())
+    }
 }
 
 impl TensorError {

@@ -2,21 +2,69 @@
 
 use std::sync::Arc;
 
+use gpu::{GpuBuffer, GpuContext};
+
 use crate::{pool, Result, Shape, TensorError};
 
 /// Where a tensor's storage lives and so which kernels run on it.
 ///
-/// Only the CPU exists today; the GPU backend adds a variant holding its context, and ops
-/// gain a GPU arm next to their CPU one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// `Gpu` holds the context (device, queue, caches) its buffers belong to; two GPU devices are
+/// equal when they are the same context.
+#[derive(Clone)]
 pub enum Device {
     Cpu,
+    Gpu(Arc<GpuContext>),
+}
+
+impl Device {
+    /// Open the best GPU adapter (see [`GpuContext::new`]).
+    pub fn gpu() -> Result<Device> {
+        Ok(Device::Gpu(Arc::new(GpuContext::new()?)))
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Device::Gpu(_))
+    }
+
+    /// One line for logs: `cpu`, or `gpu: <adapter> (<backend>, <type>)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Device::Cpu => "cpu".into(),
+            Device::Gpu(ctx) => format!("gpu: {}", ctx.describe()),
+        }
+    }
+
+    /// Submit the GPU work recorded so far (a no-op on the CPU). Readbacks do this themselves.
+    pub fn flush(&self) {
+        if let Device::Gpu(ctx) = self {
+            ctx.flush();
+        }
+    }
+}
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) => true,
+            (Device::Gpu(a), Device::Gpu(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Device {}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Device::Cpu => f.write_str("cpu"),
+            Device::Gpu(_) => f.write_str("gpu"),
         }
     }
 }
@@ -39,9 +87,56 @@ impl Clone for CpuBuffer {
     }
 }
 
+/// A GPU buffer from the context's pool; goes back to the pool when the last tensor using it
+/// drops (safe even while recorded work still reads it: see gpu/src/record.rs).
+pub(crate) struct GpuStorage {
+    ctx: Arc<GpuContext>,
+    buf: Option<GpuBuffer>,
+}
+
+impl GpuStorage {
+    fn buf(&self) -> &GpuBuffer {
+        self.buf.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for GpuStorage {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            self.ctx.release(b);
+        }
+    }
+}
+
+impl Clone for GpuStorage {
+    /// A recorded device-to-device copy. Allocation cannot exceed the binding limit (the
+    /// source has the same size), so failing here would mean a lost device.
+    fn clone(&self) -> Self {
+        let src = self.buf();
+        let dst = self
+            .ctx
+            .alloc(src.len(), "tensor copy")
+            .expect("a buffer the size of an existing one");
+        self.ctx
+            .record_copy(src, 0, &dst, 0, src.len())
+            .expect("same sizes");
+        GpuStorage {
+            ctx: Arc::clone(&self.ctx),
+            buf: Some(dst),
+        }
+    }
+}
+
+impl std::fmt::Debug for GpuStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuStorage({} f32)", self.buf().len())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Storage {
     Cpu(CpuBuffer),
+    Gpu(GpuStorage),
 }
 
 /// An f32 tensor. Cloning shares the storage; writing through [`Tensor::data_mut`] copies it
@@ -107,6 +202,52 @@ impl Tensor {
         Self::full(Shape::new(vec![]), value)
     }
 
+    /// A tensor of zeros on `device`.
+    pub fn zeros_on(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        match device {
+            Device::Cpu => Ok(Self::zeros(shape)),
+            Device::Gpu(ctx) => {
+                let t = Self::uninit_on(shape, device)?;
+                ctx.record_clear(t.gpu_buf(), t.numel());
+                Ok(t)
+            }
+        }
+    }
+
+    /// A tensor with unspecified contents on `device`, from that device's pool. For kernels
+    /// that overwrite every element. Fails only when a GPU buffer would pass the binding limit.
+    pub(crate) fn uninit_on(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        match device {
+            Device::Cpu => Ok(Self::uninit(shape)),
+            Device::Gpu(ctx) => {
+                let shape = shape.into();
+                let buf = ctx.alloc(shape.numel(), &format!("a tensor of shape {shape}"))?;
+                Ok(Tensor {
+                    shape,
+                    storage: Arc::new(Storage::Gpu(GpuStorage {
+                        ctx: Arc::clone(ctx),
+                        buf: Some(buf),
+                    })),
+                })
+            }
+        }
+    }
+
+    /// This tensor on `device`: an upload, a readback, or a cheap clone when already there.
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        match (&*self.storage, device) {
+            (Storage::Cpu(_), Device::Cpu) => Ok(self.clone()),
+            (Storage::Gpu(g), Device::Gpu(ctx)) if Arc::ptr_eq(&g.ctx, ctx) => Ok(self.clone()),
+            (_, Device::Cpu) => Tensor::from_vec(self.shape.clone(), self.try_to_vec()?),
+            (_, Device::Gpu(ctx)) => {
+                let host = self.try_to_vec()?;
+                let t = Self::uninit_on(self.shape.clone(), device)?;
+                ctx.record_write(t.gpu_buf(), &host)?;
+                Ok(t)
+            }
+        }
+    }
+
     /// A CPU tensor with unspecified contents, from the buffer pool. For kernels that
     /// overwrite every element.
     pub(crate) fn uninit(shape: impl Into<Shape>) -> Tensor {
@@ -130,19 +271,59 @@ impl Tensor {
     pub fn device(&self) -> Device {
         match &*self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Gpu(g) => Device::Gpu(Arc::clone(&g.ctx)),
         }
     }
 
-    /// The elements, row-major. On the CPU this borrows the storage.
+    pub fn is_gpu(&self) -> bool {
+        matches!(&*self.storage, Storage::Gpu(_))
+    }
+
+    /// The elements, row-major, borrowed from host memory.
+    ///
+    /// # Panics
+    /// On a GPU tensor, whose elements are not in host memory: use [`Tensor::to_vec`] or
+    /// [`Tensor::to_device`]. Ops never call this before checking the device.
     pub fn as_slice(&self) -> &[f32] {
         match &*self.storage {
             Storage::Cpu(b) => &b.0,
+            Storage::Gpu(_) => panic!("as_slice on a GPU tensor: read it with to_vec"),
         }
     }
 
-    /// The elements as a new `Vec` (a readback from the device when it is not the CPU).
+    /// The elements as a new `Vec`; on the GPU a readback (which submits the recorded work
+    /// and waits for it).
+    pub fn try_to_vec(&self) -> Result<Vec<f32>> {
+        match &*self.storage {
+            Storage::Cpu(b) => Ok(b.0.clone()),
+            Storage::Gpu(g) => Ok(g.ctx.read(g.buf())?),
+        }
+    }
+
+    /// [`Tensor::try_to_vec`] for callers that cannot recover from a lost GPU anyway.
+    ///
+    /// # Panics
+    /// When a GPU readback fails (the device was lost).
     pub fn to_vec(&self) -> Vec<f32> {
-        self.as_slice().to_vec()
+        self.try_to_vec()
+            .unwrap_or_else(|e| panic!("reading a GPU tensor back: {e}"))
+    }
+
+    /// The GPU buffer of a GPU tensor (ops call this after checking the device).
+    pub(crate) fn gpu_buf(&self) -> &GpuBuffer {
+        match &*self.storage {
+            Storage::Gpu(g) => g.buf(),
+            Storage::Cpu(_) => panic!("gpu_buf on a CPU tensor"),
+        }
+    }
+
+    /// The GPU buffer of a GPU tensor, copied first if another tensor shares it, for kernels
+    /// that update it in place.
+    pub(crate) fn gpu_buf_mut(&mut self) -> &GpuBuffer {
+        match Arc::make_mut(&mut self.storage) {
+            Storage::Gpu(g) => g.buf(),
+            Storage::Cpu(_) => panic!("gpu_buf_mut on a CPU tensor"),
+        }
     }
 
     /// The single value of a one-element tensor.
@@ -153,13 +334,17 @@ impl Tensor {
                 format!("needs one element, tensor has shape {}", self.shape),
             ));
         }
-        Ok(self.as_slice()[0])
+        Ok(self.try_to_vec()?[0])
     }
 
     /// Mutable access to the elements; copies the storage first if another tensor shares it.
+    ///
+    /// # Panics
+    /// On a GPU tensor (see [`Tensor::as_slice`]).
     pub fn data_mut(&mut self) -> &mut [f32] {
         match Arc::make_mut(&mut self.storage) {
             Storage::Cpu(b) => &mut b.0,
+            Storage::Gpu(_) => panic!("data_mut on a GPU tensor"),
         }
     }
 

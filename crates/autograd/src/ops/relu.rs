@@ -6,7 +6,7 @@ use crate::{Tape, Var};
 
 impl Tape {
     pub fn relu(&mut self, x: Var) -> Result<Var> {
-        let y = ops::relu(self.value(x));
+        let y = ops::relu(self.value(x))?;
         let yt = y.clone();
         Ok(self.push(y, &[x], move |dy, g| g.add(x, ops::relu_backward(&yt, dy)?)))
     }

@@ -40,6 +40,7 @@ impl Optimizer for Adam {
         &mut self,
         store: &mut ParamStore,
         grads: Vec<(ParamId, Tensor)>,
+        guard: Option<&Tensor>,
     ) -> Result<(), NnError> {
         self.t += 1;
         let lr_t = ops::adam_step_size(&self.hyper, self.t);
@@ -48,13 +49,12 @@ impl Optimizer for Adam {
         }
         for (id, grad) in grads {
             let param = store.get_mut(id);
-            let (m, v) = self.moments[id.0].get_or_insert_with(|| {
-                (
-                    Tensor::zeros(param.value.shape().clone()),
-                    Tensor::zeros(param.value.shape().clone()),
-                )
-            });
-            ops::adam_update(&mut param.value, &grad, m, v, &self.hyper, lr_t)?;
+            if self.moments[id.0].is_none() {
+                let zeros = || Tensor::zeros_on(param.value.shape().clone(), &param.value.device());
+                self.moments[id.0] = Some((zeros()?, zeros()?));
+            }
+            let (m, v) = self.moments[id.0].as_mut().expect("just set");
+            ops::adam_update(&mut param.value, &grad, m, v, &self.hyper, lr_t, guard)?;
         }
         Ok(())
     }

@@ -14,11 +14,14 @@ use crate::{NnError, ParamId, ParamStore};
 
 pub trait Optimizer {
     /// Applies one update. `grads` holds the gradient of every trainable parameter that the
-    /// step used; frozen parameters never appear.
+    /// step used; frozen parameters never appear. With a `guard` (a one-element tensor, the
+    /// loss) that is not finite, nothing changes: on the GPU the kernels decide this on the
+    /// device, so a diverged step is harmless without a readback every step.
     fn step(
         &mut self,
         store: &mut ParamStore,
         grads: Vec<(ParamId, Tensor)>,
+        guard: Option<&Tensor>,
     ) -> Result<(), NnError>;
     fn learning_rate(&self) -> f32;
     /// For schedules: the rate for the following steps.

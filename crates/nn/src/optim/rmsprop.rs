@@ -12,7 +12,7 @@
 
 pub use cpu::rmsprop::RmspropHyper;
 
-use tensor::{Device, Tensor};
+use tensor::{ops, Tensor};
 
 use super::Optimizer;
 use crate::{NnError, ParamId, ParamStore};
@@ -54,6 +54,7 @@ impl Optimizer for Rmsprop {
         &mut self,
         store: &mut ParamStore,
         grads: Vec<(ParamId, Tensor)>,
+        guard: Option<&Tensor>,
     ) -> Result<(), NnError> {
         let lr_t = self.current_step_size();
         self.iterations += 1;
@@ -63,17 +64,12 @@ impl Optimizer for Rmsprop {
         for (id, grad) in grads {
             let param = store.get_mut(id);
             super::check_grad("rmsprop_update", param, &grad)?;
-            let a =
-                self.accum[id.0].get_or_insert_with(|| Tensor::zeros(param.value.shape().clone()));
-            match param.value.device() {
-                Device::Cpu => cpu::rmsprop::rmsprop_update(
-                    param.value.data_mut(),
-                    grad.as_slice(),
-                    a.data_mut(),
-                    &self.hyper,
-                    lr_t,
-                ),
+            if self.accum[id.0].is_none() {
+                let zeros = Tensor::zeros_on(param.value.shape().clone(), &param.value.device())?;
+                self.accum[id.0] = Some(zeros);
             }
+            let a = self.accum[id.0].as_mut().expect("just set");
+            ops::rmsprop_update(&mut param.value, &grad, a, &self.hyper, lr_t, guard)?;
         }
         Ok(())
     }
@@ -108,7 +104,7 @@ mod tests {
         for _ in 0..steps {
             let p = store.get(id).value.as_slice()[0];
             let g = Tensor::from_vec([1], vec![2.0 * (p - 3.0)]).unwrap();
-            opt.step(&mut store, vec![(id, g)]).unwrap();
+            opt.step(&mut store, vec![(id, g)], None).unwrap();
         }
         store.get(id).value.as_slice()[0]
     }

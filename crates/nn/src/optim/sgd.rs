@@ -12,7 +12,7 @@
 
 pub use cpu::sgd::SgdHyper;
 
-use tensor::{Device, Tensor};
+use tensor::{ops, Tensor};
 
 use super::Optimizer;
 use crate::{NnError, ParamId, ParamStore};
@@ -49,6 +49,7 @@ impl Optimizer for Sgd {
         &mut self,
         store: &mut ParamStore,
         grads: Vec<(ParamId, Tensor)>,
+        guard: Option<&Tensor>,
     ) -> Result<(), NnError> {
         self.t += 1;
         if self.velocity.len() < store.len() {
@@ -58,23 +59,12 @@ impl Optimizer for Sgd {
         for (id, grad) in grads {
             let param = store.get_mut(id);
             super::check_grad("sgd_update", param, &grad)?;
-            let velocity = if use_velocity {
-                Some(
-                    self.velocity[id.0]
-                        .get_or_insert_with(|| Tensor::zeros(param.value.shape().clone())),
-                )
-            } else {
-                None
-            };
-            match param.value.device() {
-                Device::Cpu => {
-                    let v: &mut [f32] = match velocity {
-                        Some(v) => v.data_mut(),
-                        None => &mut [],
-                    };
-                    cpu::sgd::sgd_update(param.value.data_mut(), grad.as_slice(), v, &self.hyper)
-                }
+            if use_velocity && self.velocity[id.0].is_none() {
+                let zeros = Tensor::zeros_on(param.value.shape().clone(), &param.value.device())?;
+                self.velocity[id.0] = Some(zeros);
             }
+            let velocity = self.velocity[id.0].as_mut().filter(|_| use_velocity);
+            ops::sgd_update(&mut param.value, &grad, velocity, &self.hyper, guard)?;
         }
         Ok(())
     }
@@ -114,7 +104,7 @@ mod tests {
         for _ in 0..steps {
             let p = store.get(id).value.as_slice()[0];
             let g = Tensor::from_vec([1], vec![2.0 * (p - 3.0)]).unwrap();
-            opt.step(&mut store, vec![(id, g)]).unwrap();
+            opt.step(&mut store, vec![(id, g)], None).unwrap();
         }
         assert_eq!(opt.steps(), steps as u64);
         store.get(id).value.as_slice()[0]
@@ -171,7 +161,7 @@ mod tests {
         let (mut store, id) = one_param(0.0);
         let mut opt = Sgd::default();
         let g = Tensor::zeros([2]);
-        let err = opt.step(&mut store, vec![(id, g)]).unwrap_err();
+        let err = opt.step(&mut store, vec![(id, g)], None).unwrap_err();
         assert!(err.to_string().contains("x.kernel"), "{err}");
     }
 

@@ -13,19 +13,37 @@ pub fn adam_update(
     v: &mut Tensor,
     h: &AdamHyper,
     lr_t: f32,
+    guard: Option<&Tensor>,
 ) -> Result<()> {
     for other in [grad.shape(), m.shape(), v.shape()] {
         crate::ops::same_shape("adam_update", param.shape(), other)?;
     }
-    match param.device() {
-        Device::Cpu => cpu::adam::adam_update(
-            param.data_mut(),
-            grad.as_slice(),
-            m.data_mut(),
-            v.data_mut(),
-            h,
-            lr_t,
-        ),
+    match crate::ops::same_device("adam_update", &[param, grad, m, v])? {
+        Device::Cpu => {
+            if crate::ops::guard_allows(guard)? {
+                cpu::adam::adam_update(
+                    param.data_mut(),
+                    grad.as_slice(),
+                    m.data_mut(),
+                    v.data_mut(),
+                    h,
+                    lr_t,
+                )
+            }
+        }
+        Device::Gpu(ctx) => {
+            let guard = crate::ops::gpu_guard(&ctx, "adam_update", guard)?;
+            gpu::optim::adam_update(
+                &ctx,
+                param.gpu_buf_mut(),
+                grad.gpu_buf(),
+                m.gpu_buf_mut(),
+                v.gpu_buf_mut(),
+                h,
+                lr_t,
+                guard,
+            )?
+        }
     }
     Ok(())
 }

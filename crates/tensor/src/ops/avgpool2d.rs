@@ -23,9 +23,11 @@ fn dims(x: &Shape, size: usize, stride: usize, padding: Padding) -> Result<k::Av
 
 pub fn avgpool2d(x: &Tensor, size: usize, stride: usize, padding: Padding) -> Result<Tensor> {
     let d = dims(x.shape(), size, stride, padding)?;
-    let mut y = Tensor::uninit([d.n, d.out_h, d.out_w, d.c]);
-    match x.device() {
+    let dev = x.device();
+    let mut y = Tensor::uninit_on([d.n, d.out_h, d.out_w, d.c], &dev)?;
+    match dev {
         Device::Cpu => k::avgpool2d_forward(&d, x.as_slice(), y.data_mut()),
+        Device::Gpu(ctx) => gpu::pool::avgpool2d_forward(&ctx, &d, x.gpu_buf(), y.gpu_buf())?,
     }
     Ok(y)
 }
@@ -43,9 +45,11 @@ pub fn avgpool2d_backward(
         dy.shape(),
         &Shape::new([d.n, d.out_h, d.out_w, d.c]),
     )?;
-    let mut dx = Tensor::uninit(x_shape.clone());
-    match dy.device() {
+    let dev = dy.device();
+    let mut dx = Tensor::uninit_on(x_shape.clone(), &dev)?;
+    match dev {
         Device::Cpu => k::avgpool2d_backward(&d, dy.as_slice(), dx.data_mut()),
+        Device::Gpu(ctx) => gpu::pool::avgpool2d_backward(&ctx, &d, dy.gpu_buf(), dx.gpu_buf())?,
     }
     Ok(dx)
 }
@@ -62,9 +66,13 @@ fn gap_dims(x: &Shape) -> Result<(usize, usize, usize)> {
 
 pub fn global_avgpool(x: &Tensor) -> Result<Tensor> {
     let (n, hw, c) = gap_dims(x.shape())?;
-    let mut y = Tensor::uninit([n, c]);
-    match x.device() {
+    let dev = x.device();
+    let mut y = Tensor::uninit_on([n, c], &dev)?;
+    match dev {
         Device::Cpu => k::global_avgpool_forward(x.as_slice(), n, hw, c, y.data_mut()),
+        Device::Gpu(ctx) => {
+            gpu::pool::global_avgpool_forward(&ctx, x.gpu_buf(), n, hw, c, y.gpu_buf())?
+        }
     }
     Ok(y)
 }
@@ -72,9 +80,13 @@ pub fn global_avgpool(x: &Tensor) -> Result<Tensor> {
 pub fn global_avgpool_backward(x_shape: &Shape, dy: &Tensor) -> Result<Tensor> {
     let (n, hw, c) = gap_dims(x_shape)?;
     crate::ops::same_shape("global_avgpool_backward", dy.shape(), &Shape::new([n, c]))?;
-    let mut dx = Tensor::uninit(x_shape.clone());
-    match dy.device() {
+    let dev = dy.device();
+    let mut dx = Tensor::uninit_on(x_shape.clone(), &dev)?;
+    match dev {
         Device::Cpu => k::global_avgpool_backward(dy.as_slice(), n, hw, c, dx.data_mut()),
+        Device::Gpu(ctx) => {
+            gpu::pool::global_avgpool_backward(&ctx, dy.gpu_buf(), n, hw, c, dx.gpu_buf())?
+        }
     }
     Ok(dx)
 }

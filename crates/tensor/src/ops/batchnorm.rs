@@ -29,9 +29,21 @@ pub fn batchnorm_train(
     eps: f32,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let c = check("batchnorm", x, &[gamma, beta])?;
-    let mut y = Tensor::uninit(x.shape().clone());
-    let (mut mean, mut var) = (Tensor::uninit([c]), Tensor::uninit([c]));
-    match x.device() {
+    let dev = crate::ops::same_device("batchnorm", &[x, gamma, beta])?;
+    let mut y = Tensor::uninit_on(x.shape().clone(), &dev)?;
+    let (mut mean, mut var) = (Tensor::uninit_on([c], &dev)?, Tensor::uninit_on([c], &dev)?);
+    match dev {
+        Device::Gpu(ctx) => gpu::batchnorm::batchnorm_forward_train(
+            &ctx,
+            x.gpu_buf(),
+            c,
+            gamma.gpu_buf(),
+            beta.gpu_buf(),
+            eps,
+            y.gpu_buf(),
+            mean.gpu_buf(),
+            var.gpu_buf(),
+        )?,
         Device::Cpu => cpu::batchnorm::batchnorm_forward_train(
             x.as_slice(),
             c,
@@ -56,8 +68,20 @@ pub fn batchnorm_infer(
     eps: f32,
 ) -> Result<Tensor> {
     let c = check("batchnorm", x, &[gamma, beta, moving_mean, moving_var])?;
-    let mut y = Tensor::uninit(x.shape().clone());
-    match x.device() {
+    let dev = crate::ops::same_device("batchnorm", &[x, gamma, beta, moving_mean, moving_var])?;
+    let mut y = Tensor::uninit_on(x.shape().clone(), &dev)?;
+    match dev {
+        Device::Gpu(ctx) => gpu::batchnorm::batchnorm_forward_infer(
+            &ctx,
+            x.gpu_buf(),
+            c,
+            gamma.gpu_buf(),
+            beta.gpu_buf(),
+            moving_mean.gpu_buf(),
+            moving_var.gpu_buf(),
+            eps,
+            y.gpu_buf(),
+        )?,
         Device::Cpu => cpu::batchnorm::batchnorm_forward_infer(
             x.as_slice(),
             c,
@@ -83,9 +107,23 @@ pub fn batchnorm_backward(
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let c = check("batchnorm_backward", x, &[gamma, mean, var])?;
     crate::ops::same_shape("batchnorm_backward", x.shape(), dy.shape())?;
-    let mut dx = Tensor::uninit(x.shape().clone());
-    let (mut dg, mut db) = (Tensor::uninit([c]), Tensor::uninit([c]));
-    match x.device() {
+    let dev = crate::ops::same_device("batchnorm_backward", &[x, dy, gamma, mean, var])?;
+    let mut dx = Tensor::uninit_on(x.shape().clone(), &dev)?;
+    let (mut dg, mut db) = (Tensor::uninit_on([c], &dev)?, Tensor::uninit_on([c], &dev)?);
+    match dev {
+        Device::Gpu(ctx) => gpu::batchnorm::batchnorm_backward(
+            &ctx,
+            x.gpu_buf(),
+            dy.gpu_buf(),
+            c,
+            gamma.gpu_buf(),
+            mean.gpu_buf(),
+            var.gpu_buf(),
+            eps,
+            dx.gpu_buf(),
+            dg.gpu_buf(),
+            db.gpu_buf(),
+        )?,
         Device::Cpu => cpu::batchnorm::batchnorm_backward(
             x.as_slice(),
             dy.as_slice(),
@@ -103,11 +141,33 @@ pub fn batchnorm_backward(
 }
 
 /// `moving = momentum * moving + (1 - momentum) * batch`, in place.
-pub fn update_moving_average(moving: &mut Tensor, batch: &Tensor, momentum: f32) -> Result<()> {
+///
+/// `guard`, when given, is a one-element tensor (the step's loss): if it is not finite the
+/// average is left unchanged, so a step that produced NaN changes nothing (on the GPU this is
+/// decided on the device, without a readback).
+pub fn update_moving_average(
+    moving: &mut Tensor,
+    batch: &Tensor,
+    momentum: f32,
+    guard: Option<&Tensor>,
+) -> Result<()> {
     crate::ops::same_shape("update_moving_average", moving.shape(), batch.shape())?;
-    match moving.device() {
+    let dev = crate::ops::same_device("update_moving_average", &[moving, batch])?;
+    match dev {
         Device::Cpu => {
-            cpu::batchnorm::update_moving_average(moving.data_mut(), batch.as_slice(), momentum)
+            if crate::ops::guard_allows(guard)? {
+                cpu::batchnorm::update_moving_average(moving.data_mut(), batch.as_slice(), momentum)
+            }
+        }
+        Device::Gpu(ctx) => {
+            let guard = crate::ops::gpu_guard(&ctx, "update_moving_average", guard)?;
+            gpu::batchnorm::update_moving_average(
+                &ctx,
+                moving.gpu_buf_mut(),
+                batch.gpu_buf(),
+                momentum,
+                guard,
+            )?
         }
     }
     Ok(())

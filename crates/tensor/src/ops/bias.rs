@@ -15,9 +15,11 @@ fn check(op: &'static str, x: &Shape, b: &Shape) -> Result<()> {
 /// `y = x + b` with `b` broadcast over every dimension but the last.
 pub fn bias_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     check("bias_add", x.shape(), b.shape())?;
+    let dev = crate::ops::same_device("bias_add", &[x, b])?;
     let mut y = x.clone();
-    match x.device() {
+    match dev {
         Device::Cpu => cpu::bias::bias_add(y.data_mut(), b.as_slice()),
+        Device::Gpu(ctx) => gpu::elementwise::bias_add(&ctx, y.gpu_buf_mut(), b.gpu_buf())?,
     }
     Ok(y)
 }
@@ -25,9 +27,11 @@ pub fn bias_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// `db[j] = Σ_rows dy[.., j]`: the gradient of the bias of length `dy.last()`.
 pub fn bias_grad(dy: &Tensor) -> Result<Tensor> {
     let c = dy.shape().last();
-    let mut db = Tensor::uninit([c]);
-    match dy.device() {
+    let dev = dy.device();
+    let mut db = Tensor::uninit_on([c], &dev)?;
+    match dev {
         Device::Cpu => cpu::bias::bias_grad(dy.as_slice(), c, db.data_mut()),
+        Device::Gpu(ctx) => gpu::elementwise::bias_grad(&ctx, dy.gpu_buf(), c, db.gpu_buf())?,
     }
     Ok(db)
 }

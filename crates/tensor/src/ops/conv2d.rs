@@ -1,6 +1,8 @@
 //! conv2d: NHWC input, HWIO kernel, optional bias; forward and both backward passes.
 
 use cpu::conv2d::{self as k, Conv2dDims};
+use gpu::conv2d::{self as g, ConvVariant};
+use gpu::GemmVariant;
 
 use crate::{Device, Padding, Result, Shape, Tensor, TensorError};
 
@@ -55,8 +57,16 @@ pub fn conv2d(
             ));
         }
     }
-    let mut y = Tensor::uninit(output_shape(&d));
-    match x.device() {
+    let mut operands = vec![x, w];
+    operands.extend(bias);
+    let dev = crate::ops::same_device("conv2d", &operands)?;
+    let mut y = Tensor::uninit_on(output_shape(&d), &dev)?;
+    match dev {
+        Device::Gpu(ctx) => {
+            let v = ConvVariant::Im2colGemm(GemmVariant::best_for(&ctx));
+            let b = bias.map(|b| b.gpu_buf());
+            g::conv2d_forward(&ctx, v, &d, x.gpu_buf(), w.gpu_buf(), b, relu, y.gpu_buf())?
+        }
         Device::Cpu => k::conv2d_forward(
             &d,
             x.as_slice(),
@@ -79,8 +89,17 @@ pub fn conv2d_backward_input(
 ) -> Result<Tensor> {
     let d = conv2d_dims(x_shape, w.shape(), stride, padding)?;
     crate::ops::same_shape("conv2d_backward_input", dy.shape(), &output_shape(&d))?;
-    let mut dx = Tensor::uninit(x_shape.clone());
-    match dy.device() {
+    let dev = crate::ops::same_device("conv2d_backward_input", &[dy, w])?;
+    let mut dx = Tensor::uninit_on(x_shape.clone(), &dev)?;
+    match dev {
+        Device::Gpu(ctx) => g::conv2d_backward_input(
+            &ctx,
+            GemmVariant::best_for(&ctx),
+            &d,
+            dy.gpu_buf(),
+            w.gpu_buf(),
+            dx.gpu_buf(),
+        )?,
         Device::Cpu => k::conv2d_backward_input(&d, dy.as_slice(), w.as_slice(), dx.data_mut()),
     }
     Ok(dx)
@@ -96,8 +115,17 @@ pub fn conv2d_backward_weight(
 ) -> Result<Tensor> {
     let d = conv2d_dims(x.shape(), w_shape, stride, padding)?;
     crate::ops::same_shape("conv2d_backward_weight", dy.shape(), &output_shape(&d))?;
-    let mut dw = Tensor::uninit(w_shape.clone());
-    match x.device() {
+    let dev = crate::ops::same_device("conv2d_backward_weight", &[x, dy])?;
+    let mut dw = Tensor::uninit_on(w_shape.clone(), &dev)?;
+    match dev {
+        Device::Gpu(ctx) => g::conv2d_backward_weight(
+            &ctx,
+            GemmVariant::best_for(&ctx),
+            &d,
+            x.gpu_buf(),
+            dy.gpu_buf(),
+            dw.gpu_buf(),
+        )?,
         Device::Cpu => k::conv2d_backward_weight(&d, x.as_slice(), dy.as_slice(), dw.data_mut()),
     }
     Ok(dw)

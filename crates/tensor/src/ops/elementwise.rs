@@ -12,12 +12,43 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// `a += b`, same shapes.
 pub fn add_assign(a: &mut Tensor, b: &Tensor) -> Result<()> {
     crate::ops::same_shape("add", a.shape(), b.shape())?;
-    match a.device() {
+    match crate::ops::same_device("add", &[a, b])? {
         Device::Cpu => {
             for (x, y) in a.data_mut().iter_mut().zip(b.as_slice()) {
                 *x += y;
             }
         }
+        Device::Gpu(ctx) => gpu::elementwise::add_assign(&ctx, a.gpu_buf_mut(), b.gpu_buf())?,
     }
     Ok(())
+}
+
+/// `y += alpha * x` (the L2 penalty's gradient: `grad += 2 wd * w`).
+pub fn axpy(alpha: f32, x: &Tensor, y: &mut Tensor) -> Result<()> {
+    crate::ops::same_shape("axpy", x.shape(), y.shape())?;
+    match crate::ops::same_device("axpy", &[x, y])? {
+        Device::Cpu => {
+            for (y, &x) in y.data_mut().iter_mut().zip(x.as_slice()) {
+                *y += alpha * x;
+            }
+        }
+        Device::Gpu(ctx) => gpu::elementwise::axpy(&ctx, alpha, x.gpu_buf(), y.gpu_buf_mut())?,
+    }
+    Ok(())
+}
+
+/// `sum(x^2)` as a one-element tensor on `x`'s device (summed in f64 on the CPU).
+pub fn sum_squares(x: &Tensor) -> Result<Tensor> {
+    let dev = x.device();
+    match &dev {
+        Device::Cpu => {
+            let s: f64 = x.as_slice().iter().map(|&v| (v as f64) * (v as f64)).sum();
+            Ok(Tensor::scalar(s as f32))
+        }
+        Device::Gpu(ctx) => {
+            let out = Tensor::uninit_on(crate::Shape::new(vec![]), &dev)?;
+            gpu::elementwise::sum_squares(ctx, x.gpu_buf(), out.gpu_buf(), 0)?;
+            Ok(out)
+        }
+    }
 }

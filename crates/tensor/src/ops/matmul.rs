@@ -11,20 +11,36 @@ pub enum Transpose {
     Yes,
 }
 
-fn view(t: &Tensor, tr: Transpose) -> (usize, usize, Mat<'_>) {
+/// Rows and columns of `op(t)`.
+fn op_dims(t: &Tensor, tr: Transpose) -> (usize, usize) {
     let (r, c) = (t.dims()[0], t.dims()[1]);
-    let m = Mat::row_major(t.as_slice(), c);
     match tr {
-        Transpose::No => (r, c, m),
-        Transpose::Yes => (c, r, m.t()),
+        Transpose::No => (r, c),
+        Transpose::Yes => (c, r),
+    }
+}
+
+fn view(t: &Tensor, tr: Transpose) -> Mat<'_> {
+    let m = Mat::row_major(t.as_slice(), t.dims()[1]);
+    match tr {
+        Transpose::No => m,
+        Transpose::Yes => m.t(),
+    }
+}
+
+fn gpu_view(t: &Tensor, tr: Transpose) -> gpu::View<'_> {
+    let m = gpu::View::row_major(t.gpu_buf(), t.dims()[1]);
+    match tr {
+        Transpose::No => m,
+        Transpose::Yes => m.t(),
     }
 }
 
 pub fn matmul(a: &Tensor, ta: Transpose, b: &Tensor, tb: Transpose) -> Result<Tensor> {
     a.expect_rank("matmul", "A", 2)?;
     b.expect_rank("matmul", "B", 2)?;
-    let (m, ka, am) = view(a, ta);
-    let (kb, n, bm) = view(b, tb);
+    let (m, ka) = op_dims(a, ta);
+    let (kb, n) = op_dims(b, tb);
     if ka != kb {
         return Err(TensorError::shape(
             "matmul",
@@ -35,9 +51,22 @@ pub fn matmul(a: &Tensor, ta: Transpose, b: &Tensor, tb: Transpose) -> Result<Te
             ),
         ));
     }
-    let mut c = Tensor::uninit([m, n]);
-    match a.device() {
-        Device::Cpu => gemm(m, ka, n, am, bm, 0.0, c.data_mut()),
+    let dev = crate::ops::same_device("matmul", &[a, b])?;
+    let mut c = Tensor::uninit_on([m, n], &dev)?;
+    match dev {
+        Device::Cpu => gemm(m, ka, n, view(a, ta), view(b, tb), 0.0, c.data_mut()),
+        Device::Gpu(ctx) => gpu::gemm_view(
+            &ctx,
+            gpu::GemmVariant::best_for(&ctx),
+            m,
+            ka,
+            n,
+            gpu_view(a, ta),
+            gpu_view(b, tb),
+            c.gpu_buf(),
+            0,
+            gpu::Epilogue::default(),
+        )?,
     }
     Ok(c)
 }

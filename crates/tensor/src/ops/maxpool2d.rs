@@ -32,9 +32,11 @@ fn output_shape(d: &Pool2dDims) -> Shape {
 
 pub fn maxpool2d(x: &Tensor, size: usize, stride: usize, padding: Padding) -> Result<Tensor> {
     let d = maxpool2d_dims(x.shape(), size, stride, padding)?;
-    let mut y = Tensor::uninit(output_shape(&d));
-    match x.device() {
+    let dev = x.device();
+    let mut y = Tensor::uninit_on(output_shape(&d), &dev)?;
+    match dev {
         Device::Cpu => k::maxpool2d_forward(&d, x.as_slice(), y.data_mut()),
+        Device::Gpu(ctx) => gpu::pool::maxpool2d_forward(&ctx, &d, x.gpu_buf(), y.gpu_buf())?,
     }
     Ok(y)
 }
@@ -49,9 +51,13 @@ pub fn maxpool2d_backward(
 ) -> Result<Tensor> {
     let d = maxpool2d_dims(x.shape(), size, stride, padding)?;
     crate::ops::same_shape("maxpool2d_backward", dy.shape(), &output_shape(&d))?;
-    let mut dx = Tensor::uninit(x.shape().clone());
-    match x.device() {
+    let dev = crate::ops::same_device("maxpool2d_backward", &[x, dy])?;
+    let mut dx = Tensor::uninit_on(x.shape().clone(), &dev)?;
+    match dev {
         Device::Cpu => k::maxpool2d_backward(&d, x.as_slice(), dy.as_slice(), dx.data_mut()),
+        Device::Gpu(ctx) => {
+            gpu::pool::maxpool2d_backward(&ctx, &d, x.gpu_buf(), dy.gpu_buf(), dx.gpu_buf())?
+        }
     }
     Ok(dx)
 }

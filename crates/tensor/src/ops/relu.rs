@@ -2,28 +2,35 @@
 
 use crate::{Device, Result, Tensor};
 
-pub fn relu(x: &Tensor) -> Tensor {
-    let mut y = Tensor::uninit(x.shape().clone());
-    match x.device() {
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    let dev = x.device();
+    let mut y = Tensor::uninit_on(x.shape().clone(), &dev)?;
+    match dev {
         Device::Cpu => cpu::relu::relu_forward(x.as_slice(), y.data_mut()),
+        Device::Gpu(ctx) => gpu::elementwise::relu_forward(&ctx, x.gpu_buf(), y.gpu_buf())?,
     }
-    y
+    Ok(y)
 }
 
 /// ReLU in place, for a tensor nobody else holds (copied first otherwise).
-pub fn relu_inplace(mut x: Tensor) -> Tensor {
+pub fn relu_inplace(mut x: Tensor) -> Result<Tensor> {
     match x.device() {
         Device::Cpu => cpu::relu::relu_forward_inplace(x.data_mut()),
+        Device::Gpu(ctx) => gpu::elementwise::relu_forward_inplace(&ctx, x.gpu_buf_mut())?,
     }
-    x
+    Ok(x)
 }
 
 /// `dx = dy` where the forward output `y` is positive, else 0.
 pub fn relu_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     crate::ops::same_shape("relu_backward", y.shape(), dy.shape())?;
-    let mut dx = Tensor::uninit(y.shape().clone());
-    match y.device() {
+    let dev = crate::ops::same_device("relu_backward", &[y, dy])?;
+    let mut dx = Tensor::uninit_on(y.shape().clone(), &dev)?;
+    match dev {
         Device::Cpu => cpu::relu::relu_backward(y.as_slice(), dy.as_slice(), dx.data_mut()),
+        Device::Gpu(ctx) => {
+            gpu::elementwise::relu_backward(&ctx, y.gpu_buf(), dy.gpu_buf(), dx.gpu_buf())?
+        }
     }
     Ok(dx)
 }

@@ -46,9 +46,11 @@ pub fn subsample_pad(
     pad_after: usize,
 ) -> Result<Tensor> {
     let d = dims(x.dims(), stride, pad_before, pad_after)?;
-    let mut y = Tensor::uninit([d.n, d.out_h(), d.out_w(), d.c_out()]);
-    match x.device() {
+    let dev = x.device();
+    let mut y = Tensor::uninit_on([d.n, d.out_h(), d.out_w(), d.c_out()], &dev)?;
+    match dev {
         Device::Cpu => k::subsample_pad(&d, x.as_slice(), y.data_mut()),
+        Device::Gpu(ctx) => gpu::shortcut::subsample_pad(&ctx, &d, x.gpu_buf(), y.gpu_buf())?,
     }
     Ok(y)
 }
@@ -75,9 +77,13 @@ pub fn subsample_pad_backward(
             format!("gradient {} does not fit", dy.shape()),
         ));
     }
-    let mut dx = Tensor::uninit(x_dims.to_vec());
-    match dy.device() {
+    let dev = dy.device();
+    let mut dx = Tensor::uninit_on(x_dims.to_vec(), &dev)?;
+    match dev {
         Device::Cpu => k::subsample_pad_backward(&d, dy.as_slice(), dx.data_mut()),
+        Device::Gpu(ctx) => {
+            gpu::shortcut::subsample_pad_backward(&ctx, &d, dy.gpu_buf(), dx.gpu_buf())?
+        }
     }
     Ok(dx)
 }

@@ -20,26 +20,45 @@ fn check(logits: &Tensor, labels: &[u32]) -> Result<(usize, usize)> {
     Ok((rows, classes))
 }
 
-/// Returns `(mean loss, probabilities)`.
-pub fn softmax_xent(logits: &Tensor, labels: &[u32]) -> Result<(f32, Tensor)> {
-    let (_, classes) = check(logits, labels)?;
-    let mut probs = Tensor::uninit(logits.shape().clone());
-    let loss = match logits.device() {
-        Device::Cpu => cpu::softmax_xent::softmax_xent_forward(
+/// Mean cross-entropy of `softmax(logits)` against `labels`, as a one-element tensor on the
+/// logits' device, and the probabilities (kept for the backward pass).
+pub fn softmax_xent(logits: &Tensor, labels: &[u32]) -> Result<(Tensor, Tensor)> {
+    let (rows, classes) = check(logits, labels)?;
+    let dev = logits.device();
+    let mut probs = Tensor::uninit_on(logits.shape().clone(), &dev)?;
+    let loss = match &dev {
+        Device::Cpu => Tensor::scalar(cpu::softmax_xent::softmax_xent_forward(
             logits.as_slice(),
             labels,
             classes,
             probs.data_mut(),
-        ),
+        )),
+        Device::Gpu(ctx) => {
+            let gl = crate::ops::labels_on(labels, &dev)?;
+            let loss = Tensor::uninit_on(crate::Shape::new(vec![]), &dev)?;
+            gpu::softmax_xent::softmax_xent_forward(
+                ctx,
+                logits.gpu_buf(),
+                gl.gpu_buf(),
+                rows,
+                classes,
+                probs.gpu_buf(),
+                loss.gpu_buf(),
+                0,
+                false,
+            )?;
+            loss
+        }
     };
     Ok((loss, probs))
 }
 
-/// Gradient of `scale * mean loss` with respect to the logits.
+/// Gradient of `scale *` the mean cross-entropy with respect to the logits.
 pub fn softmax_xent_backward(probs: &Tensor, labels: &[u32], scale: f32) -> Result<Tensor> {
-    let (_, classes) = check(probs, labels)?;
-    let mut d = Tensor::uninit(probs.shape().clone());
-    match probs.device() {
+    let (rows, classes) = check(probs, labels)?;
+    let dev = probs.device();
+    let mut d = Tensor::uninit_on(probs.shape().clone(), &dev)?;
+    match &dev {
         Device::Cpu => cpu::softmax_xent::softmax_xent_backward(
             probs.as_slice(),
             labels,
@@ -47,6 +66,18 @@ pub fn softmax_xent_backward(probs: &Tensor, labels: &[u32], scale: f32) -> Resu
             scale,
             d.data_mut(),
         ),
+        Device::Gpu(ctx) => {
+            let gl = crate::ops::labels_on(labels, &dev)?;
+            gpu::softmax_xent::softmax_xent_backward(
+                ctx,
+                probs.gpu_buf(),
+                gl.gpu_buf(),
+                rows,
+                classes,
+                scale,
+                d.gpu_buf(),
+            )?
+        }
     }
     Ok(d)
 }
