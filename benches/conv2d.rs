@@ -1,9 +1,13 @@
-//! conv2d forward and both backward passes at the shapes of keras6's layers: the plain-loop
-//! reference vs im2col + GEMM, in GFLOP/s. Each pair is checked for agreement before timing.
+//! conv2d forward and both backward passes at the shapes of keras6's and resnet20's layers:
+//! the plain-loop reference vs im2col + GEMM on the CPU, and the WGSL variants on the first
+//! GPU adapter (group `conv2d_gpu`), in GFLOP/s. Every variant is checked against another
+//! before it is timed.
 //!
-//! Batch 8 for both variants (the reference is too slow for 64 to be pleasant), plus the fast
-//! kernel at keras6's training batch of 64.
-//! Run: `cargo bench --bench conv2d`.
+//! CPU: batch 8 for both variants (the reference is too slow for 64 to be pleasant), plus the
+//! fast kernel at the training batch of 64. GPU: batch 8 on a software adapter (lavapipe),
+//! 64 on a hardware one; each timed batch of iterations is recorded into one encoder and the
+//! clock stops when the GPU has finished.
+//! Run: `cargo bench --bench conv2d` (or `-- conv2d_gpu` for the GPU group alone).
 
 use cpu::conv2d::*;
 use cpu::Padding;
@@ -25,14 +29,20 @@ fn close(a: &[f32], b: &[f32], what: &str) {
     }
 }
 
-/// (name, h, c_in, c_out): keras6's six 3x3 same convolutions.
-const LAYERS: [(&str, usize, usize, usize); 6] = [
-    ("conv2d", 32, 3, 32),
-    ("conv2d_1", 32, 32, 32),
-    ("conv2d_2", 16, 32, 64),
-    ("conv2d_3", 16, 64, 64),
-    ("conv2d_4", 8, 64, 128),
-    ("conv2d_5", 8, 128, 128),
+/// (name, h, c_in, c_out, stride): keras6's six 3x3 same convolutions, then resnet20's
+/// distinct 3x3 same convolutions (stem, the three stages, the two strided stage entries).
+const LAYERS: [(&str, usize, usize, usize, usize); 11] = [
+    ("keras6_conv2d", 32, 3, 32, 1),
+    ("keras6_conv2d_1", 32, 32, 32, 1),
+    ("keras6_conv2d_2", 16, 32, 64, 1),
+    ("keras6_conv2d_3", 16, 64, 64, 1),
+    ("keras6_conv2d_4", 8, 64, 128, 1),
+    ("keras6_conv2d_5", 8, 128, 128, 1),
+    ("resnet20_stem", 32, 3, 16, 1),
+    ("resnet20_stage1", 32, 16, 16, 1),
+    ("resnet20_stage2_entry", 32, 16, 32, 2),
+    ("resnet20_stage2", 16, 32, 32, 1),
+    ("resnet20_stage3_entry", 16, 32, 64, 2),
 ];
 
 fn bench(c: &mut Criterion) {
@@ -41,13 +51,13 @@ fn bench(c: &mut Criterion) {
         g.sample_size(10);
         g.measurement_time(std::time::Duration::from_secs(2));
         g.warm_up_time(std::time::Duration::from_millis(300));
-        for (name, h, ci, co) in LAYERS {
+        for (name, h, ci, co, stride) in LAYERS {
             for (variant, n) in [
                 ("1_reference", 8),
                 ("2_im2col_gemm", 8),
                 ("2_im2col_gemm", 64),
             ] {
-                let d = Conv2dDims::new(n, h, h, ci, 3, 3, co, 1, Padding::Same).unwrap();
+                let d = Conv2dDims::new(n, h, h, ci, 3, 3, co, stride, Padding::Same).unwrap();
                 let x = data(d.input_len(), 1);
                 let w = data(d.weight_len(), 2);
                 let dy = data(d.output_len(), 3);
@@ -116,5 +126,105 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The WGSL variants: the direct kernel (forward only) and im2col + each GEMM kernel.
+fn bench_gpu(c: &mut Criterion) {
+    use gpu::conv2d::{self as g, ConvVariant};
+    use gpu::{GemmVariant, GpuContext};
+    use std::time::{Duration, Instant};
+    let ctx = match GpuContext::new() {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            println!("conv2d_gpu skipped: {e}");
+            return;
+        }
+    };
+    println!("conv2d_gpu on {}", ctx.describe());
+    let n = if ctx.is_hardware() { 64 } else { 8 };
+    for pass in ["forward", "backward_input", "backward_weight"] {
+        let mut group = c.benchmark_group(format!("conv2d_gpu_{pass}"));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(2));
+        group.warm_up_time(Duration::from_millis(300));
+        for (name, h, ci, co, stride) in LAYERS {
+            let d = Conv2dDims::new(n, h, h, ci, 3, 3, co, stride, Padding::Same).unwrap();
+            let (x, w, dy) = (
+                data(d.input_len(), 1),
+                data(d.weight_len(), 2),
+                data(d.output_len(), 3),
+            );
+            let (gx, gw, gdy) = (
+                ctx.upload(&x).unwrap(),
+                ctx.upload(&w).unwrap(),
+                ctx.upload(&dy).unwrap(),
+            );
+            let (want, len) = match pass {
+                "forward" => {
+                    let mut y = vec![0.0; d.output_len()];
+                    conv2d_forward(&d, &x, &w, None, false, &mut y);
+                    (y, d.output_len())
+                }
+                "backward_input" => {
+                    let mut dx = vec![0.0; d.input_len()];
+                    conv2d_backward_input(&d, &dy, &w, &mut dx);
+                    (dx, d.input_len())
+                }
+                _ => {
+                    let mut dw = vec![0.0; d.weight_len()];
+                    conv2d_backward_weight(&d, &x, &dy, &mut dw);
+                    (dw, d.weight_len())
+                }
+            };
+            let out = ctx.zeros(len).unwrap();
+            let mut variants = vec![];
+            if pass == "forward" {
+                variants.push(("1_direct".to_string(), ConvVariant::Direct));
+            }
+            for (i, gv) in GemmVariant::ALL.into_iter().enumerate() {
+                let label = format!("{}_im2col_{}", i + 2, gv.entry_point());
+                variants.push((label, ConvVariant::Im2colGemm(gv)));
+            }
+            for (label, v) in variants {
+                let gv = match v {
+                    ConvVariant::Im2colGemm(gv) => gv,
+                    ConvVariant::Direct => GemmVariant::Naive,
+                };
+                let run = || {
+                    match pass {
+                        "forward" => g::conv2d_forward(&ctx, v, &d, &gx, &gw, None, false, &out),
+                        "backward_input" => g::conv2d_backward_input(&ctx, gv, &d, &gdy, &gw, &out),
+                        _ => g::conv2d_backward_weight(&ctx, gv, &d, &gx, &gdy, &out),
+                    }
+                    .unwrap()
+                };
+                run();
+                close(&ctx.read(&out).unwrap(), &want, &format!("{label} {name}"));
+                let start = Instant::now();
+                run();
+                ctx.wait().unwrap();
+                if start.elapsed() > Duration::from_secs(1) {
+                    println!(
+                        "conv2d_gpu {label} {name} skipped: {:?} per call",
+                        start.elapsed()
+                    );
+                    continue;
+                }
+                group.throughput(Throughput::Elements(d.flops()));
+                let id = BenchmarkId::new(label, format!("{name}_b{n}"));
+                group.bench_with_input(id, &(), |b, _| {
+                    b.iter_custom(|iters| {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            run();
+                        }
+                        ctx.wait().unwrap();
+                        start.elapsed()
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench, bench_gpu);
 criterion_main!(benches);

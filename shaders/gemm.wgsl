@@ -274,3 +274,82 @@ fn store_row_contiguous(i: u32, j0: u32, v: vec4<f32>) {
         store(i, j0 + q, v[q]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kernel 5: register blocking with lane-contiguous columns, for SIMD-across-invocations
+// compilers. An 8x8 workgroup computes a 32x64 tile of C; thread (lx, ly) owns rows
+// ly*4 .. ly*4+4 and the strided columns lx, lx+8, ..., lx+56 (32 accumulators, as eight vec4).
+// Per step along k it loads 4 values of A and 8 of B and does 32 multiply-adds.
+// Why strided columns: lavapipe (llvmpipe) runs 8 consecutive invocations as the 8 lanes of
+// one AVX register. With kernel 4's contiguous 4-column blocks, the 8 lanes read B at a
+// stride of 4 floats (a gather); here lane lx reads column lx + 8q, so the 8 lanes read 8
+// consecutive floats (one vector load), and A(i, p) is the same for all 8 lanes (a
+// broadcast). On a GPU the same pattern gives coalesced loads of B across a warp.
+// Interior tiles (the whole 32x64 block inside C) skip the per-element bounds checks.
+
+fn load_a_unchecked(i: u32, p: u32) -> f32 {
+    return a[dims.a_off + i * dims.a_rs + p * dims.a_cs];
+}
+
+fn load_b_unchecked(p: u32, j: u32) -> f32 {
+    return b[dims.b_off + p * dims.b_rs + j * dims.b_cs];
+}
+
+@compute @workgroup_size(8, 8)
+fn gemm_5_lane_columns(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let origin = tile_origin(wg, nwg, 32u, 64u);
+    if (origin.x >= dims.m) {
+        return;
+    }
+    let i0 = origin.x + lid.y * 4u;
+    let j0 = origin.y + lid.x;
+    var acc: array<vec4<f32>, 8>; // acc[2r + h][q] is C(i0 + r, j0 + 8 * (4h + q))
+    let interior = origin.x + 32u <= dims.m && origin.y + 64u <= dims.n;
+    if (interior) {
+        for (var p = 0u; p < dims.k; p++) {
+            let b0 = vec4<f32>(load_b_unchecked(p, j0), load_b_unchecked(p, j0 + 8u),
+                               load_b_unchecked(p, j0 + 16u), load_b_unchecked(p, j0 + 24u));
+            let b1 = vec4<f32>(load_b_unchecked(p, j0 + 32u), load_b_unchecked(p, j0 + 40u),
+                               load_b_unchecked(p, j0 + 48u), load_b_unchecked(p, j0 + 56u));
+            let a0 = load_a_unchecked(i0, p);
+            let a1 = load_a_unchecked(i0 + 1u, p);
+            let a2 = load_a_unchecked(i0 + 2u, p);
+            let a3 = load_a_unchecked(i0 + 3u, p);
+            acc[0] = fma(vec4<f32>(a0), b0, acc[0]);
+            acc[1] = fma(vec4<f32>(a0), b1, acc[1]);
+            acc[2] = fma(vec4<f32>(a1), b0, acc[2]);
+            acc[3] = fma(vec4<f32>(a1), b1, acc[3]);
+            acc[4] = fma(vec4<f32>(a2), b0, acc[4]);
+            acc[5] = fma(vec4<f32>(a2), b1, acc[5]);
+            acc[6] = fma(vec4<f32>(a3), b0, acc[6]);
+            acc[7] = fma(vec4<f32>(a3), b1, acc[7]);
+        }
+    } else {
+        for (var p = 0u; p < dims.k; p++) {
+            let b0 = vec4<f32>(load_b(p, j0), load_b(p, j0 + 8u), load_b(p, j0 + 16u), load_b(p, j0 + 24u));
+            let b1 = vec4<f32>(load_b(p, j0 + 32u), load_b(p, j0 + 40u), load_b(p, j0 + 48u), load_b(p, j0 + 56u));
+            let a0 = load_a(i0, p);
+            let a1 = load_a(i0 + 1u, p);
+            let a2 = load_a(i0 + 2u, p);
+            let a3 = load_a(i0 + 3u, p);
+            acc[0] = fma(vec4<f32>(a0), b0, acc[0]);
+            acc[1] = fma(vec4<f32>(a0), b1, acc[1]);
+            acc[2] = fma(vec4<f32>(a1), b0, acc[2]);
+            acc[3] = fma(vec4<f32>(a1), b1, acc[3]);
+            acc[4] = fma(vec4<f32>(a2), b0, acc[4]);
+            acc[5] = fma(vec4<f32>(a2), b1, acc[5]);
+            acc[6] = fma(vec4<f32>(a3), b0, acc[6]);
+            acc[7] = fma(vec4<f32>(a3), b1, acc[7]);
+        }
+    }
+    for (var r = 0u; r < 4u; r++) {
+        for (var q = 0u; q < 4u; q++) {
+            store(i0 + r, j0 + 8u * q, acc[2u * r][q]);
+            store(i0 + r, j0 + 8u * (4u + q), acc[2u * r + 1u][q]);
+        }
+    }
+}

@@ -18,6 +18,7 @@ use crate::record::{grid, Kernel};
 pub const SHADER: Shader = Shader {
     name: "batchnorm",
     source: include_str!("../../../shaders/batchnorm.wgsl"),
+    trusted: false,
 };
 
 /// The uniform the shader reads its sizes from (`Bn` in batchnorm.wgsl).

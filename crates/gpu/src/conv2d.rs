@@ -19,6 +19,7 @@ use crate::record::Kernel;
 pub const SHADER: Shader = Shader {
     name: "conv2d",
     source: include_str!("../../../shaders/conv2d.wgsl"),
+    trusted: false,
 };
 
 /// How the forward pass is computed (the benchmarks compare them).

@@ -13,6 +13,7 @@ use crate::record::Kernel;
 pub const SHADER: Shader = Shader {
     name: "dropout",
     source: include_str!("../../../shaders/dropout.wgsl"),
+    trusted: false,
 };
 
 /// `Params` in dropout.wgsl.

@@ -17,6 +17,7 @@ use crate::record::{grid, Kernel};
 pub const SHADER: Shader = Shader {
     name: "elementwise",
     source: include_str!("../../../shaders/elementwise.wgsl"),
+    trusted: false,
 };
 
 /// Elements one workgroup of `sum_squares_blocks` reduces (`BLOCK` in the shader).

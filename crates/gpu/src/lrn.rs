@@ -16,6 +16,7 @@ use cpu::lrn::LrnParams;
 pub const SHADER: Shader = Shader {
     name: "lrn",
     source: include_str!("../../../shaders/lrn.wgsl"),
+    trusted: false,
 };
 
 /// The uniform the shader reads its sizes from (`Lrn` in lrn.wgsl).

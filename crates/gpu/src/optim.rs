@@ -20,6 +20,7 @@ use cpu::sgd::SgdHyper;
 pub const SHADER: Shader = Shader {
     name: "optim",
     source: include_str!("../../../shaders/optim.wgsl"),
+    trusted: false,
 };
 
 /// `Params` in optim.wgsl.

@@ -13,6 +13,11 @@ use std::sync::Mutex;
 pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
+    /// Compile without the runtime checks wgpu otherwise injects (bounds clamps on every
+    /// buffer index, a loop counter in every loop, guards on every integer division). Only
+    /// for shaders whose Rust wrappers prove every index in range before dispatching (the
+    /// GEMM family: `gemm::check_view`); the others keep the checks.
+    pub trusted: bool,
 }
 
 /// Compiled shader modules by shader name, and pipelines by (shader name, entry point).
@@ -46,10 +51,24 @@ impl PipelineCache {
             .unwrap()
             .entry(shader.name)
             .or_insert_with(|| {
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(shader.name),
                     source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-                })
+                };
+                if shader.trusted {
+                    // SAFETY: `trusted` shaders index only inside the views their wrappers
+                    // validated against the bound buffers, loop a bounded number of times
+                    // (up to a size from the uniform), and divide only by non-zero tile
+                    // sizes (see `Shader::trusted`).
+                    unsafe {
+                        device.create_shader_module_trusted(
+                            desc,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    }
+                } else {
+                    device.create_shader_module(desc)
+                }
             })
             .clone();
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

@@ -18,6 +18,7 @@ use cpu::maxpool2d::Pool2dDims;
 pub const SHADER: Shader = Shader {
     name: "pool",
     source: include_str!("../../../shaders/pool.wgsl"),
+    trusted: false,
 };
 
 /// The uniform the shader reads its sizes from (`Pool` in pool.wgsl).

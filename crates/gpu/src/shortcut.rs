@@ -14,6 +14,7 @@ use cpu::shortcut::ShortcutDims;
 pub const SHADER: Shader = Shader {
     name: "shortcut",
     source: include_str!("../../../shaders/shortcut.wgsl"),
+    trusted: false,
 };
 
 /// The uniform the shader reads its sizes from (`Shortcut` in shortcut.wgsl).

@@ -22,6 +22,7 @@ use crate::record::Kernel;
 pub const SHADER: Shader = Shader {
     name: "softmax_xent",
     source: include_str!("../../../shaders/softmax_xent.wgsl"),
+    trusted: false,
 };
 
 /// `Params` in softmax_xent.wgsl.
