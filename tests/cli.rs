@@ -440,3 +440,61 @@ fn vgg16_imports_keras_weights() {
         "{err}"
     );
 }
+
+/// `--device gpu` trains on the GPU (lavapipe in CI), names the adapter on the first line, and
+/// its weights evaluate to the same accuracy on the GPU and on the CPU.
+#[test]
+fn train_and_eval_on_the_gpu() {
+    if let Err(e) = gpu::GpuContext::new() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set, so the GPU tests must run, but: {e}"
+        );
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let data = tiny_cifar("gpu", 8);
+    let weights = data.join("w.safetensors");
+    let out = scratchnet(&[
+        "train",
+        "--model",
+        "keras6",
+        "--data",
+        s(&data),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--device",
+        "gpu",
+        "--save",
+        s(&weights),
+        "--run-dir",
+        s(&data.join("run")),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with("device: gpu: "), "{first}");
+    assert!(stdout.contains("Epoch 1/1"), "{stdout}");
+    let accuracy = |device: &str| {
+        let out = scratchnet(&[
+            "eval",
+            "--model",
+            "keras6",
+            "--weights",
+            s(&weights),
+            "--data",
+            s(&data),
+            "--device",
+            device,
+        ]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("accuracy: ").map(str::to_owned))
+            .unwrap_or_else(|| panic!("no accuracy line in {stdout}"))
+    };
+    assert_eq!(accuracy("gpu"), accuracy("cpu"));
+}
