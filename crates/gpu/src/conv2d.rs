@@ -136,6 +136,24 @@ fn chunks(n: usize, per: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..n).step_by(per).map(move |b| (b, per.min(n - b)))
 }
 
+/// Record im2col of images `b0 .. b0 + nb` of `x` into `cols` (one row per output pixel).
+fn im2col(
+    ctx: &GpuContext,
+    d: &Conv2dDims,
+    b0: usize,
+    nb: usize,
+    x: &GpuBuffer,
+    cols: &GpuBuffer,
+) -> Result<(), GpuError> {
+    let len = nb * d.out_pixels() * d.patch_len();
+    ctx.dispatch_threads(
+        kernel("im2col"),
+        &Params::new(d, b0, nb, 0),
+        &[x, cols],
+        len,
+    )
+}
+
 /// Forward pass: `y = conv(x, w) + bias`, then ReLU when `relu`. `y` is overwritten.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward(
@@ -178,12 +196,7 @@ pub fn conv2d_forward(
     let result = (|| {
         for (b0, nb) in chunks(d.n, per) {
             let rows = nb * pixels;
-            ctx.dispatch_threads(
-                kernel("im2col"),
-                &Params::new(d, b0, nb, 0),
-                &[x, &cols],
-                rows * patch,
-            )?;
+            im2col(ctx, d, b0, nb, x, &cols)?;
             let a = View::row_major(&cols, patch);
             gemm_view(
                 ctx,
@@ -264,12 +277,7 @@ pub fn conv2d_backward_weight(
     let result = (|| {
         for (i, (b0, nb)) in chunks(d.n, per).enumerate() {
             let rows = nb * pixels;
-            ctx.dispatch_threads(
-                kernel("im2col"),
-                &Params::new(d, b0, nb, 0),
-                &[x, &cols],
-                rows * patch,
-            )?;
+            im2col(ctx, d, b0, nb, x, &cols)?;
             let a = View::row_major(&cols, patch).t();
             let b = View::row_major(dy, d.c_out).at(b0 * pixels * d.c_out);
             let epi = Epilogue {
