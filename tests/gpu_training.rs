@@ -163,3 +163,19 @@ fn mixing_devices_is_an_error_not_a_panic() {
     .to_string();
     assert!(err.contains("different devices"), "{err}");
 }
+
+#[test]
+fn a_tensor_past_the_binding_limit_is_refused_with_a_clear_error() {
+    if common::gpu().is_none() {
+        return;
+    }
+    // A context that refuses buffers over 4 KB: keras6's 3x3x32x32 kernel (36 KB) is too big.
+    let small = gpu::GpuContext::with_binding_limit(4096).unwrap();
+    let device = Device::Gpu(std::sync::Arc::new(small));
+    let mut model = models::build("keras6", 1).unwrap();
+    let err = model.to_device(&device).unwrap_err().to_string();
+    assert!(
+        err.contains("binding limit") && err.contains("shape"),
+        "{err}"
+    );
+}
