@@ -28,7 +28,7 @@ pub enum GemmVariant {
     /// `gemm_3_register_blocked`: 64x64 tiles, a 4x4 block of C per thread in registers.
     RegisterBlocked,
     /// `gemm_4_register_global`: 32x32 tiles, a 4x4 block per thread read straight from global
-    /// memory, no workgroup memory or barriers (the fast one on lavapipe).
+    /// memory, no workgroup memory or barriers (faster than kernel 3 on lavapipe).
     RegisterGlobal,
     /// `gemm_5_lane_columns`: 32x64 tiles, each thread 4 rows by 8 columns strided by 8, so
     /// neighbouring threads read neighbouring columns of B (vector loads on lavapipe,
