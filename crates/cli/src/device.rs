@@ -4,7 +4,18 @@ use std::sync::Arc;
 
 use tensor::Device;
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    clap::ValueEnum,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum DeviceFlag {
     /// A hardware GPU when there is one, else the CPU kernels (a software adapter such as
     /// Mesa lavapipe is slower than the CPU kernels, so auto never picks it).

@@ -4,11 +4,19 @@
 //! - `eval`: accuracy of saved weights on `test_batch`.
 //! - `summary`: Keras' `model.summary()` table.
 //! - `bench`: training-step throughput on random data, with a per-layer time breakdown.
+//! - `plot`: learning curves of one or several runs.
 
 mod bench;
+mod curves;
 mod device;
 mod eval;
+mod interrupt;
+mod monitor;
+mod overrides;
 mod pipeline;
+mod plot;
+mod report;
+mod run_dir;
 mod summary;
 mod train;
 
@@ -57,13 +65,23 @@ enum Command {
     },
     /// Time training steps on random data and print `train images/s: N` last.
     Bench(bench::BenchArgs),
+    /// Draw the learning curves of one or several runs (curves.svg and curves.png).
+    Plot(plot::PlotArgs),
 }
 
 /// Runs the command line; errors print as one `error:` line and exit with status 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train(&args).map(|_| ()),
+        Command::Train(args) => match train(&args) {
+            // Stopped by Ctrl-C or SIGTERM, after writing a checkpoint: the status a shell
+            // reports for that signal.
+            Ok(TrainOutcome {
+                interrupted: Some(sig),
+                ..
+            }) => return ExitCode::from(sig.exit_status()),
+            other => other.map(|_| ()),
+        },
         Command::Eval {
             model,
             weights,
@@ -73,6 +91,7 @@ pub fn main() -> ExitCode {
         } => eval::eval(&model, &weights, &data, batch_size, device),
         Command::Summary { model } => summary::summary(&model),
         Command::Bench(args) => bench::bench(&args),
+        Command::Plot(args) => plot::plot(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

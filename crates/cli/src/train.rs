@@ -1,11 +1,15 @@
-//! `train`: the epoch loop, Keras-style output, and the run directory.
+//! `train`: the epoch loop, Keras-style output, and what a long run needs to survive: resume,
+//! durable checkpoints, the best weights, early stopping, learning curves, and a clean stop on
+//! Ctrl-C or SIGTERM. What goes into the run directory, and in which order, is described in
+//! `run_dir.rs`.
 //!
-//! Each run writes `config.json` (the recipe and flags it used), `history.csv` (one row per
-//! epoch) and `weights.safetensors` (after every epoch, written atomically) into its run
-//! directory, and `--save FILE` gets a copy of the final weights.
+//! Everything random in a run is a function of the seed and a counter (the data order of the
+//! epoch, the augmentation and dropout masks of the global step), so a resumed run needs only
+//! the epoch and step it stopped at, besides the weights and the optimiser's state: a run
+//! stopped and resumed computes exactly what an uninterrupted one computes.
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -13,24 +17,33 @@ use clap::Args;
 use data::augment::Mode;
 use data::Dataset;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nn::optim::{Adam, Optimizer, Rmsprop, RmspropHyper, Sgd, SgdHyper};
-use nn::schedule::Schedule;
-use serde::Serialize;
-use tensor::ops::AdamHyper;
+use nn::optim::Optimizer;
+use serde::{Deserialize, Serialize};
 
+use crate::curves;
 use crate::device::DeviceFlag;
+use crate::interrupt::{Interrupt, Signal};
+use crate::monitor::{Metric, Monitor};
+use crate::overrides::{apply_overrides, merge_resumed, optimizer};
 use crate::pipeline::{evaluate, Pipeline};
+use crate::run_dir::{self, RunDir};
 
-#[derive(Args, Debug, Clone, Serialize)]
+const DEFAULT_SEED: u64 = 1;
+
+#[derive(Args, Debug, Clone, Default, Serialize, Deserialize)]
+#[command(after_help = "Examples:
+  scratchnet train --model keras6
+  scratchnet train --model resnet20 --epochs 30 --patience 5 --run-dir runs/r20
+  scratchnet train --resume runs/r20 --epochs 60")]
 pub struct TrainArgs {
-    /// Model name from the catalogue (see `summary`).
-    #[arg(long)]
-    pub model: String,
+    /// Model name from the catalogue (see `summary`); not needed with --resume.
+    #[arg(long, required_unless_present = "resume")]
+    pub model: Option<String>,
     /// Folder with the CIFAR-10 batches. Without it, ./data is used, downloading the official
     /// archive there the first time.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Epochs (default: the recipe's).
+    /// Epochs (default: the recipe's); with --resume, a larger number extends the run.
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Batch size (default: the recipe's).
@@ -54,9 +67,9 @@ pub struct TrainArgs {
     /// Validate on the test batch, or on the last 10% of the training batches.
     #[arg(long, value_enum)]
     pub validation: Option<ValidationFlag>,
-    /// Seed for initial weights, shuffling and dropout.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed for initial weights, shuffling, augmentation and dropout [default: 1].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Also write the final weights here.
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -67,16 +80,29 @@ pub struct TrainArgs {
     /// models) Keras' ImageNet VGG16 notop weights exported to safetensors (see the README).
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
-    /// Where config.json, history.csv and the weights go (default: runs/<model>-<unix time>).
-    #[arg(long)]
+    /// Where the run's files go (default: runs/<model>-<unix time>); must not hold a run yet.
+    #[arg(long, conflicts_with = "resume")]
     pub run_dir: Option<PathBuf>,
     /// Where the step runs: a hardware GPU if there is one (auto), the CPU kernels, or the
-    /// first GPU adapter found, software ones included (gpu).
-    #[arg(long, value_enum, default_value_t = DeviceFlag::Auto)]
-    pub device: DeviceFlag,
+    /// first GPU adapter found, software ones included (gpu) [default: auto].
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceFlag>,
+    /// The metric that picks best.safetensors and drives --patience [default: val_acc].
+    #[arg(long, value_enum)]
+    pub monitor: Option<Metric>,
+    /// Stop after this many epochs without an improvement of the monitored metric.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Continue the run in this directory from its last checkpoint, with its model, recipe
+    /// and flags (only --epochs, --patience, --data, --device, --save and --max-steps may
+    /// change).
+    #[arg(long, value_name = "RUN_DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Serialize)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum OptimizerFlag {
     Adam,
     Sgd,
@@ -84,7 +110,8 @@ pub enum OptimizerFlag {
     Rmsprop,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Serialize)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PreprocessFlag {
     /// pixel / 255
     Unit,
@@ -96,14 +123,15 @@ pub enum PreprocessFlag {
     PerImage,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Serialize)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ValidationFlag {
     Test,
     Split,
 }
 
 /// One epoch's metrics, as printed and as written to history.csv.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
     pub loss: f32,
@@ -116,101 +144,69 @@ pub struct EpochRecord {
 }
 
 pub struct TrainOutcome {
+    /// Every epoch of the run, those of earlier sessions of a resumed run included.
     pub history: Vec<EpochRecord>,
     pub run_dir: PathBuf,
+    /// The signal that stopped the run early (after a checkpoint was written).
+    pub interrupted: Option<Signal>,
 }
 
-#[derive(Serialize)]
-struct Config<'a> {
-    model: &'a str,
-    recipe: &'a models::Recipe,
-    args: &'a TrainArgs,
+#[derive(Serialize, Deserialize)]
+struct Config {
+    model: String,
+    recipe: models::Recipe,
+    args: TrainArgs,
     parameters: usize,
 }
 
-/// The recipe's optimiser at learning rate `lr`.
-fn optimizer(o: &models::Optim, lr: f32) -> Box<dyn Optimizer> {
-    match *o {
-        models::Optim::Adam => Box::new(Adam::new(AdamHyper {
-            lr,
-            ..AdamHyper::default()
-        })),
-        models::Optim::Sgd { momentum, nesterov } => Box::new(Sgd::new(SgdHyper {
-            lr,
-            momentum,
-            nesterov,
-        })),
-        models::Optim::Rmsprop { decay } => Box::new(Rmsprop::new(RmspropHyper {
-            lr,
-            decay,
-            ..RmspropHyper::default()
-        })),
-    }
+/// Where a run stands: saved in every checkpoint (as JSON), so that `--resume` continues
+/// exactly from there.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Progress {
+    /// Epochs completed.
+    epochs_done: usize,
+    /// Training steps taken in all (the schedule's, augmentation's and dropout's counter).
+    step: u64,
+    /// The part of epoch `epochs_done + 1` done before an interruption.
+    partial: Option<EpochSums>,
+    /// The record of every completed epoch.
+    history: Vec<EpochRecord>,
+    monitor: Monitor,
 }
 
-/// Replaces the parts of `recipe` that flags override.
-fn apply_overrides(recipe: &mut models::Recipe, args: &TrainArgs) -> anyhow::Result<()> {
-    if let Some(e) = args.epochs {
-        recipe.epochs = e;
+/// Running sums over the steps of one epoch.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct EpochSums {
+    /// Batches of the epoch's order already trained on.
+    batches: usize,
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+    /// Seconds spent on them (training only, and the whole epoch so far).
+    train_seconds: f64,
+    seconds: f64,
+}
+
+impl EpochSums {
+    fn add(&mut self, s: nn::step::BatchStats) {
+        self.loss_sum += s.loss as f64 * s.examples as f64;
+        self.correct += s.correct;
+        self.seen += s.examples;
     }
-    if let Some(b) = args.batch_size {
-        anyhow::ensure!(b > 0, "--batch-size must be at least 1");
-        recipe.batch_size = b;
+    fn loss(&self) -> f64 {
+        self.loss_sum / self.seen.max(1) as f64
     }
-    if let Some(lr) = args.lr {
-        anyhow::ensure!(lr > 0.0 && lr.is_finite(), "--lr must be a positive number");
-        recipe.schedule = Schedule::Constant(lr);
+    fn acc(&self) -> f64 {
+        self.correct as f64 / self.seen.max(1) as f64
     }
-    if let Some(wd) = args.weight_decay {
-        anyhow::ensure!(
-            wd >= 0.0 && wd.is_finite(),
-            "--weight-decay must be 0 or more"
-        );
-        recipe.weight_decay = wd;
-    }
-    if args.no_augment {
-        recipe.augment = models::Augmentation::default();
-    }
-    if let Some(o) = args.optimizer {
-        recipe.optimizer = match o {
-            OptimizerFlag::Adam => models::Optim::Adam,
-            OptimizerFlag::Sgd => models::Optim::Sgd {
-                momentum: 0.9,
-                nesterov: false,
-            },
-            OptimizerFlag::SgdNesterov => models::Optim::Sgd {
-                momentum: 0.9,
-                nesterov: true,
-            },
-            OptimizerFlag::Rmsprop => models::Optim::Rmsprop { decay: 0.0 },
-        };
-    }
-    if let Some(p) = args.preprocess {
-        recipe.preprocess = match p {
-            PreprocessFlag::Unit => models::Preprocess::Unit,
-            PreprocessFlag::Raw => models::Preprocess::Raw,
-            PreprocessFlag::PerChannel => models::Preprocess::PerChannel {
-                mean: data::augment::NIN_MEAN,
-                std: data::augment::NIN_STD,
-            },
-            PreprocessFlag::PerImage => models::Preprocess::PerImage,
-        };
-    }
-    if let Some(v) = args.validation {
-        recipe.validation = match v {
-            ValidationFlag::Test => models::Validation::TestSet,
-            ValidationFlag::Split => models::Validation::SplitLast(0.1),
-        };
-    }
-    Ok(())
 }
 
 /// The training, validation and test sets the recipe asks for.
 fn load_data(
     recipe: &models::Recipe,
     args: &TrainArgs,
-) -> anyhow::Result<(Dataset, Dataset, Dataset)> {
-    let data_dir = data::find_or_download(args.data.as_deref(), std::path::Path::new("data"))?;
+) -> anyhow::Result<(PathBuf, Dataset, Dataset, Dataset)> {
+    let data_dir = data::find_or_download(args.data.as_deref(), Path::new("data"))?;
     let all_train = data::load_train(&data_dir)?;
     let test_set = data::load_test(&data_dir)?;
     let (train_set, val_set, val_name) = match recipe.validation {
@@ -231,31 +227,116 @@ fn load_data(
         train_set.len(),
         val_set.len()
     );
-    Ok((train_set, val_set, test_set))
+    Ok((data_dir, train_set, val_set, test_set))
 }
 
-pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
-    let (device, line) = crate::device::select(args.device)?;
-    println!("{line}");
-    let mut model = models::build(&args.model, args.seed)?;
-    let mut recipe = models::recipe(&args.model)?;
-    apply_overrides(&mut recipe, args)?;
-    if let Some(path) = &args.init_weights {
-        if nn::checkpoint::is_native(path) {
-            nn::checkpoint::load(&mut model, path)?;
-            println!("initial weights: {}", path.display());
-        } else if let Some(mapping) = models::import_mapping(&args.model) {
-            let n = nn::checkpoint::import_mapped(&mut model, path, &mapping)?;
-            println!(
-                "initial weights: {n} tensors imported from {}",
-                path.display()
-            );
+/// The flags of this run: those given, or for `--resume` those the run was started with
+/// (merged with the ones that may change), with every default filled in.
+fn resolve_args(given: &TrainArgs) -> anyhow::Result<(TrainArgs, Option<RunDir>)> {
+    let Some(dir) = &given.resume else {
+        let mut args = given.clone();
+        // Stored absolute, so that --resume works from any folder.
+        if let Some(d) = &given.data {
+            args.data = Some(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()));
+        }
+        args.seed = Some(given.seed.unwrap_or(DEFAULT_SEED));
+        args.device = Some(given.device.unwrap_or_default());
+        args.monitor = Some(given.monitor.unwrap_or_default());
+        return Ok((args, None));
+    };
+    let run = RunDir::open(dir)?;
+    let config_path = run.file(run_dir::CONFIG);
+    let config: Config = serde_json::from_str(&run.read_config()?)
+        .with_context(|| format!("{} is damaged or not scratchnet's", config_path.display()))?;
+    let args = merge_resumed(&config.args, given, &config_path)?;
+    Ok((args, Some(run)))
+}
+
+/// The default run directory, `runs/<model>-<unix time>` (with a suffix if that exists).
+fn default_run_dir(model: &str) -> PathBuf {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let base = PathBuf::from("runs").join(format!("{model}-{t}"));
+    (1..)
+        .map(|i| {
+            if i == 1 {
+                base.clone()
+            } else {
+                PathBuf::from(format!("{}-{i}", base.display()))
+            }
+        })
+        .find(|p| !p.exists())
+        .expect("an unused name")
+}
+
+/// Loads `--init-weights` into a new run's model.
+fn init_weights(model: &mut nn::Sequential, path: &Path) -> anyhow::Result<()> {
+    if nn::checkpoint::is_native(path) {
+        nn::checkpoint::load(model, path)?;
+        println!("initial weights: {}", path.display());
+    } else if let Some(mapping) = models::import_mapping(model.name()) {
+        let n = nn::checkpoint::import_mapped(model, path, &mapping)?;
+        println!(
+            "initial weights: {n} tensors imported from {}",
+            path.display()
+        );
+    } else {
+        anyhow::bail!(
+            "{} is not a scratchnet weights file, and model `{}` imports no other format",
+            path.display(),
+            model.name()
+        );
+    }
+    Ok(())
+}
+
+/// The command that continues this run, as the user would type it.
+fn resume_command(run: &Path) -> String {
+    let exe = std::env::args()
+        .next()
+        .unwrap_or_else(|| "scratchnet".to_string());
+    let quote = |s: &str| {
+        if s.contains(|c: char| c.is_whitespace() || "'\"$\\".contains(c)) {
+            format!("'{}'", s.replace('\'', r"'\''"))
         } else {
-            anyhow::bail!(
-                "{} is not a scratchnet weights file, and model `{}` imports no other format",
-                path.display(),
-                args.model
-            );
+            s.to_string()
+        }
+    };
+    format!(
+        "{} train --resume {}",
+        quote(&exe),
+        quote(&run.display().to_string())
+    )
+}
+
+pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
+    let (args, resumed_dir) = resolve_args(given)?;
+    let model_name = args.model.clone().unwrap_or_default();
+    // Everything that can be checked is checked before a device is touched or a file written.
+    let mut model = models::build(&model_name, args.seed.unwrap_or(DEFAULT_SEED))?;
+    let mut recipe = models::recipe(&model_name)?;
+    apply_overrides(&mut recipe, &args)?;
+    let metric = args.monitor.unwrap_or_default();
+    // A new run's directory is claimed (and refused if it holds a run) before anything else;
+    // its files are written once the data has loaded.
+    let (run, resumed) = match resumed_dir {
+        Some(run) => (run, true),
+        None => {
+            let path = args
+                .run_dir
+                .clone()
+                .unwrap_or_else(|| default_run_dir(&model_name));
+            (RunDir::create(&path)?, false)
+        }
+    };
+
+    let (device, line) = crate::device::select(args.device.unwrap_or_default())?;
+    println!("{line}");
+    if !resumed {
+        if let Some(path) = &args.init_weights {
+            init_weights(&mut model, path)?;
         }
     }
     model.to_device(&device)?;
@@ -280,147 +361,53 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         recipe.validation,
         recipe.expected
     );
+    let (data_dir, train_set, val_set, test_set) = load_data(&recipe, &args)?;
 
-    let (train_set, val_set, test_set) = load_data(&recipe, args)?;
-
-    let run_dir = args.run_dir.clone().unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        PathBuf::from("runs").join(format!("{}-{t}", args.model))
-    });
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("creating run directory {}", run_dir.display()))?;
     let config = Config {
-        model: &args.model,
-        recipe: &recipe,
-        args,
+        model: model_name.clone(),
+        recipe: recipe.clone(),
+        args: args.clone(),
         parameters: model.store.total_count(),
     };
-    std::fs::write(
-        run_dir.join("config.json"),
-        serde_json::to_string_pretty(&config)?,
-    )
-    .with_context(|| format!("writing {}", run_dir.join("config.json").display()))?;
-    let history_path = run_dir.join("history.csv");
-    let mut history_file = std::fs::File::create(&history_path)
-        .with_context(|| format!("creating {}", history_path.display()))?;
-    writeln!(
-        history_file,
-        "epoch,loss,acc,val_loss,val_acc,lr,seconds,images_per_sec"
-    )?;
-    println!("run directory: {}", run_dir.display());
-
-    let bs = recipe.batch_size;
-    let steps_per_epoch = train_set.len().div_ceil(bs);
-    let mut pipe = Pipeline::new(&recipe, bs, args.seed);
-    let mut history = Vec::new();
-    let mut step: u64 = 0;
-    let show_bar = std::io::stderr().is_terminal();
-
-    for epoch in 0..recipe.epochs {
-        let order = data::shuffled_indices(train_set.len(), args.seed, epoch as u64);
-        let bar = if show_bar {
-            let b = ProgressBar::with_draw_target(
-                Some(steps_per_epoch as u64),
-                ProgressDrawTarget::stderr(),
-            );
-            b.set_style(
-                ProgressStyle::with_template("{pos}/{len} [{bar:30}] {elapsed} eta {eta} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
-            b
-        } else {
-            ProgressBar::hidden()
-        };
-        let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        // Loss and accuracy are summed on the model's device and read every `read_every`
-        // steps: each step on the CPU (free there), now and then on the GPU, where a read
-        // waits for the queue to drain.
-        let read_every = if device.is_gpu() { 20 } else { 1 };
-        let mut metrics = nn::step::Metrics::new(&device)?;
-        let mut read = |metrics: &mut nn::step::Metrics| -> anyhow::Result<()> {
-            let s = metrics.take()?;
-            loss_sum += s.loss as f64 * s.examples as f64;
-            correct += s.correct;
-            seen += s.examples;
-            bar.set_message(format!(
-                "loss: {:.4} - acc: {:.4}",
-                loss_sum / seen.max(1) as f64,
-                correct as f64 / seen.max(1) as f64
-            ));
-            Ok(())
-        };
-        for idx in order.chunks(bs) {
-            if args.max_steps.is_some_and(|m| step >= m) {
-                break;
-            }
-            opt.set_learning_rate(recipe.schedule.lr(epoch, step));
-            let x = pipe.batch(&train_set, idx, Mode::Train, step)?;
-            let seed = cpu::rng::pcg_hash((args.seed as u32) ^ cpu::rng::pcg_hash(step as u32));
-            let labels = &pipe.labels[..idx.len()];
-            let wd = recipe.weight_decay;
-            nn::step::record_train_step(
-                &mut model,
-                opt.as_mut(),
-                x,
-                labels,
-                seed,
-                step,
-                wd,
-                &mut metrics,
-            )?;
-            step += 1;
-            bar.inc(1);
-            if step.is_multiple_of(read_every) {
-                read(&mut metrics)?;
-            }
-        }
-        read(&mut metrics)?;
-        bar.finish_and_clear();
-        let train_secs = start.elapsed().as_secs_f32();
-        if seen == 0 {
-            break;
-        }
-        let (val_loss, val_acc) = evaluate(&model, &val_set, &recipe, 500)?;
-        let rec = EpochRecord {
-            epoch: epoch + 1,
-            loss: (loss_sum / seen as f64) as f32,
-            acc: (correct as f64 / seen as f64) as f32,
-            val_loss,
-            val_acc,
-            lr: opt.learning_rate(),
-            seconds: start.elapsed().as_secs_f32(),
-            images_per_sec: seen as f32 / train_secs,
-        };
+    let config_json = serde_json::to_string_pretty(&config)?;
+    let mut progress = if resumed {
+        let progress = resume(&run, &mut model, opt.as_mut(), metric)?;
+        // The flags that may change (--epochs, --patience, ...) are kept for later resumes.
+        run.write_config(&config_json)?;
+        progress
+    } else {
+        run.write_config(&config_json)?;
+        run.start_history()?;
+        println!("run directory: {}", run.path().display());
+        Progress::new(metric)
+    };
+    if recipe.validation == models::Validation::TestSet {
         println!(
-            "Epoch {}/{} - {:.1}s - {:.0} img/s - loss: {:.4} - acc: {:.4} - val_loss: {:.4} - val_acc: {:.4} - lr: {}",
-            rec.epoch, recipe.epochs, rec.seconds, rec.images_per_sec, rec.loss, rec.acc, rec.val_loss, rec.val_acc, rec.lr
+            "note: this recipe validates on the test set (as its article does), so best.safetensors is picked by test-set {}: an optimistic estimate of accuracy on new images (--validation split holds out training images instead)",
+            metric.name()
         );
-        writeln!(
-            history_file,
-            "{},{},{},{},{},{},{},{}",
-            rec.epoch,
-            rec.loss,
-            rec.acc,
-            rec.val_loss,
-            rec.val_acc,
-            rec.lr,
-            rec.seconds,
-            rec.images_per_sec
-        )?;
-        nn::checkpoint::save(&model, &run_dir.join("weights.safetensors"))?;
-        history.push(rec);
-        if args.max_steps.is_some_and(|m| step >= m) {
-            println!("stopped after {step} steps (--max-steps)");
-            break;
-        }
     }
 
-    if recipe.validation != models::Validation::TestSet && !history.is_empty() {
+    let interrupt = Interrupt::install()?;
+    let ctx = RunCtx {
+        args: &args,
+        recipe: &recipe,
+        run: &run,
+        train_set: &train_set,
+        val_set: &val_set,
+        interrupt: &interrupt,
+        device: &device,
+    };
+    let end = run_epochs(&ctx, &mut model, opt.as_mut(), &mut progress)?;
+
+    if let End::Interrupted(sig) = end {
+        return Ok(TrainOutcome {
+            history: progress.history,
+            run_dir: run.path().to_path_buf(),
+            interrupted: Some(sig),
+        });
+    }
+    if recipe.validation != models::Validation::TestSet && end == End::Trained {
         let (loss, acc) = evaluate(&model, &test_set, &recipe, 500)?;
         println!(
             "test ({} images): loss {loss:.4}, accuracy {acc:.4}",
@@ -431,39 +418,334 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         nn::checkpoint::save(&model, path)?;
         println!("saved weights to {}", path.display());
     }
-    print_extremes(&history);
-    Ok(TrainOutcome { history, run_dir })
+    crate::report::print_extremes(&progress.history);
+    crate::report::print_files(
+        &run,
+        &progress.monitor,
+        &model_name,
+        &data_dir,
+        recipe.epochs,
+    );
+    Ok(TrainOutcome {
+        history: progress.history,
+        run_dir: run.path().to_path_buf(),
+        interrupted: None,
+    })
 }
 
-/// The min / max of every metric over the run (burn's learner summary).
-fn print_extremes(history: &[EpochRecord]) {
-    if history.is_empty() {
-        return;
+impl Progress {
+    fn new(metric: Metric) -> Self {
+        Progress {
+            monitor: Monitor::new(metric),
+            ..Progress::default()
+        }
     }
-    println!("| metric   | min      | epoch | max      | epoch |");
-    println!("|----------|----------|-------|----------|-------|");
-    type Get = fn(&EpochRecord) -> f32;
-    let metrics: [(&str, Get); 4] = [
-        ("loss", |r| r.loss),
-        ("acc", |r| r.acc),
-        ("val_loss", |r| r.val_loss),
-        ("val_acc", |r| r.val_acc),
-    ];
-    for (name, get) in metrics {
-        let min = history
-            .iter()
-            .min_by(|a, b| get(a).total_cmp(&get(b)))
-            .expect("non-empty");
-        let max = history
-            .iter()
-            .max_by(|a, b| get(a).total_cmp(&get(b)))
-            .expect("non-empty");
+}
+
+/// Loads the run's checkpoint into `model` and `opt`, brings history.csv in line with it, and
+/// returns where the run stands.
+fn resume(
+    run: &RunDir,
+    model: &mut nn::Sequential,
+    opt: &mut dyn Optimizer,
+    metric: Metric,
+) -> anyhow::Result<Progress> {
+    let path = run.file(run_dir::CHECKPOINT);
+    if !path.exists() {
         println!(
-            "| {name:<8} | {:<8.4} | {:<5} | {:<8.4} | {:<5} |",
-            get(min),
-            min.epoch,
-            get(max),
-            max.epoch
+            "{} has no checkpoint yet (the run stopped before its first epoch ended): starting it from the beginning",
+            run.path().display()
+        );
+        run.reconcile_history(&[])?;
+        return Ok(Progress::new(metric));
+    }
+    let json = nn::checkpoint::load_training(model, opt, &path)?;
+    let progress: Progress = serde_json::from_str(&json)
+        .with_context(|| format!("{}: the training state is damaged", path.display()))?;
+    anyhow::ensure!(
+        progress.monitor.metric == metric,
+        "the run monitors {}, not {}",
+        progress.monitor.metric.name(),
+        metric.name()
+    );
+    let appended = run.reconcile_history(&progress.history)?;
+    if appended > 0 {
+        println!(
+            "history.csv: appended {appended} row(s) that the checkpoint had but the file did not"
         );
     }
+    let within = progress
+        .partial
+        .as_ref()
+        .map(|p| {
+            format!(
+                ", {} batches into epoch {}",
+                p.batches,
+                progress.epochs_done + 1
+            )
+        })
+        .unwrap_or_default();
+    println!(
+        "resumed {} from {}: {} epochs done{within}, step {}",
+        run.path().display(),
+        path.display(),
+        progress.epochs_done,
+        progress.step
+    );
+    Ok(progress)
+}
+
+/// What one training process needs to run epochs.
+struct RunCtx<'a> {
+    args: &'a TrainArgs,
+    recipe: &'a models::Recipe,
+    run: &'a RunDir,
+    train_set: &'a Dataset,
+    val_set: &'a Dataset,
+    interrupt: &'a Interrupt,
+    device: &'a tensor::Device,
+}
+
+/// How the epoch loop ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum End {
+    /// The epochs (or --max-steps) ran out.
+    Trained,
+    /// The monitored metric stopped improving (--patience), or had already.
+    EarlyStopped,
+    /// The run had nothing left to do.
+    AlreadyDone,
+    Interrupted(Signal),
+}
+
+fn run_epochs(
+    ctx: &RunCtx,
+    model: &mut nn::Sequential,
+    opt: &mut dyn Optimizer,
+    progress: &mut Progress,
+) -> anyhow::Result<End> {
+    let (args, recipe) = (ctx.args, ctx.recipe);
+    if progress.monitor.exhausted(args.patience) {
+        println!(
+            "the run stopped early already ({} epochs without improvement, {}); a larger --patience continues it",
+            progress.monitor.since_best,
+            progress.monitor.describe_best()
+        );
+        return Ok(End::AlreadyDone);
+    }
+    if progress.epochs_done >= recipe.epochs {
+        println!(
+            "the run has done its {} epochs; pass --epochs with a larger number to extend it",
+            progress.epochs_done
+        );
+        return Ok(End::AlreadyDone);
+    }
+    let seed = args.seed.unwrap_or(DEFAULT_SEED);
+    let bs = recipe.batch_size;
+    let steps_per_epoch = ctx.train_set.len().div_ceil(bs);
+    let mut pipe = Pipeline::new(recipe, bs, seed);
+    let show_bar = std::io::stderr().is_terminal();
+    // Loss and accuracy are summed on the model's device and read every `read_every` steps:
+    // each step on the CPU (free there), now and then on the GPU, where a read waits for the
+    // queue to drain.
+    let read_every = if ctx.device.is_gpu() { 20 } else { 1 };
+
+    while progress.epochs_done < recipe.epochs {
+        let epoch = progress.epochs_done;
+        let order = data::shuffled_indices(ctx.train_set.len(), seed, epoch as u64);
+        let mut sums = progress.partial.take().unwrap_or_default();
+        let bar = progress_bar(show_bar, steps_per_epoch, sums.batches);
+        let start = Instant::now();
+        let mut metrics = nn::step::Metrics::new(ctx.device)?;
+        let mut stopped_by = None;
+        let mut out_of_steps = false;
+        for idx in order.chunks(bs).skip(sums.batches) {
+            if args.max_steps.is_some_and(|m| progress.step >= m) {
+                out_of_steps = true;
+                break;
+            }
+            opt.set_learning_rate(recipe.schedule.lr(epoch, progress.step));
+            let x = pipe.batch(ctx.train_set, idx, Mode::Train, progress.step)?;
+            let dropout_seed =
+                cpu::rng::pcg_hash((seed as u32) ^ cpu::rng::pcg_hash(progress.step as u32));
+            let labels = &pipe.labels[..idx.len()];
+            nn::step::record_train_step(
+                model,
+                opt,
+                x,
+                labels,
+                dropout_seed,
+                progress.step,
+                recipe.weight_decay,
+                &mut metrics,
+            )?;
+            progress.step += 1;
+            sums.batches += 1;
+            bar.inc(1);
+            let signal = ctx.interrupt.received();
+            if progress.step.is_multiple_of(read_every) || signal.is_some() {
+                sums.add(metrics.take()?);
+                bar.set_message(format!("loss: {:.4} - acc: {:.4}", sums.loss(), sums.acc()));
+            }
+            if signal.is_some() && sums.batches < steps_per_epoch {
+                stopped_by = signal;
+                break;
+            }
+        }
+        sums.add(metrics.take()?);
+        bar.finish_and_clear();
+        sums.train_seconds += start.elapsed().as_secs_f64();
+        if let Some(sig) = stopped_by {
+            sums.seconds += start.elapsed().as_secs_f64();
+            let batches = sums.batches;
+            progress.partial = Some(sums);
+            save_checkpoint(ctx.run, model, opt, progress)?;
+            println!(
+                "\n{}: stopped after step {} ({batches} of {steps_per_epoch} batches into epoch {}); checkpoint written to {}",
+                sig.name(),
+                progress.step,
+                epoch + 1,
+                ctx.run.file(run_dir::CHECKPOINT).display()
+            );
+            println!("resume with: {}", resume_command(ctx.run.path()));
+            return Ok(End::Interrupted(sig));
+        }
+        if sums.seen == 0 {
+            // --max-steps ran out exactly at the end of the previous epoch.
+            return Ok(End::Trained);
+        }
+        let (val_loss, val_acc) = evaluate(model, ctx.val_set, recipe, 500)?;
+        let rec = EpochRecord {
+            epoch: epoch + 1,
+            loss: sums.loss() as f32,
+            acc: sums.acc() as f32,
+            val_loss,
+            val_acc,
+            lr: opt.learning_rate(),
+            seconds: (sums.seconds + start.elapsed().as_secs_f64()) as f32,
+            images_per_sec: (sums.seen as f64 / sums.train_seconds) as f32,
+        };
+        let improved = progress.monitor.update(&rec);
+        println!(
+            "Epoch {}/{} - {:.1}s - {:.0} img/s - loss: {:.4} - acc: {:.4} - val_loss: {:.4} - val_acc: {:.4} - lr: {}{}",
+            rec.epoch,
+            recipe.epochs,
+            rec.seconds,
+            rec.images_per_sec,
+            rec.loss,
+            rec.acc,
+            rec.val_loss,
+            rec.val_acc,
+            rec.lr,
+            if improved { " - best" } else { "" }
+        );
+        progress.history.push(rec.clone());
+        progress.epochs_done += 1;
+        save_epoch(ctx, model, opt, progress, &rec, improved).with_context(|| {
+            format!(
+                "epoch {}'s files could not all be written (the last complete checkpoint is intact: free some space, then continue with `{}`)",
+                rec.epoch,
+                resume_command(ctx.run.path())
+            )
+        })?;
+        if out_of_steps || args.max_steps.is_some_and(|m| progress.step >= m) {
+            println!("stopped after {} steps (--max-steps)", progress.step);
+            return Ok(End::Trained);
+        }
+        if progress.monitor.exhausted(args.patience) {
+            println!(
+                "early stopping at epoch {} ({})",
+                rec.epoch,
+                progress.monitor.describe_best()
+            );
+            return Ok(End::EarlyStopped);
+        }
+        if let Some(sig) = ctx.interrupt.received() {
+            println!(
+                "\n{}: stopped at the end of epoch {}; checkpoint written to {}",
+                sig.name(),
+                rec.epoch,
+                ctx.run.file(run_dir::CHECKPOINT).display()
+            );
+            println!("resume with: {}", resume_command(ctx.run.path()));
+            return Ok(End::Interrupted(sig));
+        }
+    }
+    Ok(End::Trained)
+}
+
+fn progress_bar(show: bool, len: usize, done: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    b.set_style(
+        ProgressStyle::with_template("{pos}/{len} [{bar:30}] {elapsed} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    b.set_position(done as u64);
+    b
+}
+
+fn save_checkpoint(
+    run: &RunDir,
+    model: &nn::Sequential,
+    opt: &dyn Optimizer,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let json = serde_json::to_string(progress)?;
+    nn::checkpoint::save_training(model, opt, &json, &run.file(run_dir::CHECKPOINT))?;
+    Ok(())
+}
+
+/// An epoch's files, in the order that keeps them consistent: the checkpoint (durable), the
+/// best weights, the last weights, then the history row, then the curves.
+fn save_epoch(
+    ctx: &RunCtx,
+    model: &nn::Sequential,
+    opt: &dyn Optimizer,
+    progress: &Progress,
+    rec: &EpochRecord,
+    improved: bool,
+) -> anyhow::Result<()> {
+    let run = ctx.run;
+    save_checkpoint(run, model, opt, progress)?;
+    if improved {
+        let metric = progress.monitor.metric;
+        nn::checkpoint::save_with_metadata(
+            model,
+            &run.file(run_dir::BEST),
+            &[
+                ("epoch", rec.epoch.to_string()),
+                ("monitor", metric.name().to_string()),
+                ("value", metric.of(rec).to_string()),
+            ],
+        )?;
+    }
+    nn::checkpoint::save_with_metadata(
+        model,
+        &run.file(run_dir::WEIGHTS),
+        &[("epoch", rec.epoch.to_string())],
+    )?;
+    run.append_history(rec)?;
+    let title = format!(
+        "{} ({})",
+        ctx.args.model.as_deref().unwrap_or_default(),
+        run.path().display()
+    );
+    let runs = [curves::Run {
+        label: String::new(),
+        history: &progress.history,
+    }];
+    if let Err(e) = curves::write(
+        &run.file(run_dir::CURVES_SVG),
+        &run.file(run_dir::CURVES_PNG),
+        &title,
+        &runs,
+    ) {
+        // The curves are a view of history.csv: a failure to draw them ends no run.
+        eprintln!("warning: {e:#}");
+    }
+    Ok(())
 }

@@ -28,6 +28,9 @@ pub enum NnError {
     /// now and then, somewhere in `step..=last`). No parameter changed from that step on.
     #[error("the loss became {value} at step {step}{}: training diverged; lower the learning rate or check the input scaling (the parameters were not updated from that step on, and no checkpoint was written for it)", if last > step { format!(" (or up to step {last})") } else { String::new() })]
     NonFiniteLoss { value: f32, step: u64, last: u64 },
+    /// An optimiser state that does not fit the optimiser it is loaded into.
+    #[error("{0}")]
+    OptimizerState(String),
     #[error("cannot read weights file {path}: {detail}")]
     CheckpointRead { path: PathBuf, detail: String },
     #[error("cannot write weights file {path}: {detail}")]

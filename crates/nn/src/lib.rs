@@ -1,6 +1,7 @@
 //! Neural-network building blocks on top of the tape: layers, initialisers, the sequential
 //! model and its Keras-style summary, optimisers, the training step, and checkpoints.
 
+pub mod atomic_file;
 pub mod checkpoint;
 pub mod init;
 pub mod layers;

@@ -5,7 +5,7 @@
 use tensor::ops::{self, AdamHyper};
 use tensor::Tensor;
 
-use super::Optimizer;
+use super::{Optimizer, OptimizerState};
 use crate::{NnError, ParamId, ParamStore};
 
 pub struct Adam {
@@ -70,5 +70,37 @@ impl Optimizer for Adam {
             "Adam(lr={}, beta_1={}, beta_2={}, epsilon={:e})",
             h.lr, h.beta1, h.beta2, h.epsilon
         )
+    }
+    fn state(&self) -> OptimizerState {
+        let m = self.moments.iter().map(|mv| mv.as_ref().map(|(m, _)| m));
+        let v = self.moments.iter().map(|mv| mv.as_ref().map(|(_, v)| v));
+        OptimizerState {
+            kind: "adam".into(),
+            steps: self.t,
+            buffers: OptimizerState::entries("m", m)
+                .chain(OptimizerState::entries("v", v))
+                .collect(),
+        }
+    }
+    fn load_state(&mut self, state: OptimizerState) -> Result<(), NnError> {
+        state.expect_kind("adam")?;
+        let (m, v) = (state.table("m"), state.table("v"));
+        let n = m.len().max(v.len());
+        let mut moments = Vec::with_capacity(n);
+        for i in 0..n {
+            let pair = match (m.get(i).cloned().flatten(), v.get(i).cloned().flatten()) {
+                (Some(m), Some(v)) => Some((m, v)),
+                (None, None) => None,
+                _ => {
+                    return Err(NnError::OptimizerState(format!(
+                        "Adam's saved state has only one of the two moments of parameter {i}"
+                    )))
+                }
+            };
+            moments.push(pair);
+        }
+        self.moments = moments;
+        self.t = state.steps;
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@ pub use cpu::rmsprop::RmspropHyper;
 
 use tensor::{ops, Tensor};
 
-use super::Optimizer;
+use super::{Optimizer, OptimizerState};
 use crate::{NnError, ParamId, ParamStore};
 
 pub struct Rmsprop {
@@ -85,6 +85,20 @@ impl Optimizer for Rmsprop {
             "RMSprop(lr={}, rho={}, epsilon={:e}, decay={})",
             h.lr, h.rho, h.epsilon, h.decay
         )
+    }
+    fn state(&self) -> OptimizerState {
+        OptimizerState {
+            kind: "rmsprop".into(),
+            steps: self.iterations,
+            buffers: OptimizerState::entries("accum", self.accum.iter().map(Option::as_ref))
+                .collect(),
+        }
+    }
+    fn load_state(&mut self, state: OptimizerState) -> Result<(), NnError> {
+        state.expect_kind("rmsprop")?;
+        self.accum = state.table("accum");
+        self.iterations = state.steps;
+        Ok(())
     }
 }
 

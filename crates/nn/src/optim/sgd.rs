@@ -14,7 +14,7 @@ pub use cpu::sgd::SgdHyper;
 
 use tensor::{ops, Tensor};
 
-use super::Optimizer;
+use super::{Optimizer, OptimizerState};
 use crate::{NnError, ParamId, ParamStore};
 
 pub struct Sgd {
@@ -80,6 +80,20 @@ impl Optimizer for Sgd {
             "SGD(lr={}, momentum={}, nesterov={})",
             h.lr, h.momentum, h.nesterov
         )
+    }
+    fn state(&self) -> OptimizerState {
+        OptimizerState {
+            kind: "sgd".into(),
+            steps: self.t,
+            buffers: OptimizerState::entries("velocity", self.velocity.iter().map(Option::as_ref))
+                .collect(),
+        }
+    }
+    fn load_state(&mut self, state: OptimizerState) -> Result<(), NnError> {
+        state.expect_kind("sgd")?;
+        self.velocity = state.table("velocity");
+        self.t = state.steps;
+        Ok(())
     }
 }
 
