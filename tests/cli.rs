@@ -2,59 +2,9 @@
 //! non-zero exit for each kind of bad input. Uses a tiny synthetic data folder, so it runs
 //! everywhere.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn scratchnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scratchnet"))
-        .args(args)
-        .output()
-        .expect("run scratchnet")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scratchnet-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A CIFAR-10 binary folder with `records` random images per batch file.
-fn tiny_cifar(name: &str, records: usize) -> PathBuf {
-    let d = temp_dir(name);
-    let mut state = 12345u32;
-    let mut next = || {
-        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        (state >> 24) as u8
-    };
-    for file in [
-        "data_batch_1",
-        "data_batch_2",
-        "data_batch_3",
-        "data_batch_4",
-        "data_batch_5",
-        "test_batch",
-    ] {
-        let mut bytes = Vec::with_capacity(records * 3073);
-        for _ in 0..records {
-            bytes.push(next() % 10);
-            bytes.extend((0..3072).map(|_| next()));
-        }
-        std::fs::write(d.join(format!("{file}.bin")), bytes).unwrap();
-    }
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{s, scratchnet, temp_dir, text, tiny_cifar};
 
 #[test]
 fn summary_prints_keras_totals() {

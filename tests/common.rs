@@ -1,7 +1,8 @@
 //! Shared helpers for the cross-crate tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tensor::{Shape, Tensor};
@@ -72,4 +73,60 @@ pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
             "{what}: element {idx} is {g}, the CPU reference says {w}"
         );
     }
+}
+
+/// Runs the `scratchnet` binary with `args` (2 rayon threads, so results do not depend on the
+/// machine's core count).
+pub fn scratchnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scratchnet"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("run scratchnet")
+}
+
+/// stdout and stderr as text.
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A fresh, empty folder for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scratchnet-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A CIFAR-10 binary folder with `records` random images per batch file.
+pub fn tiny_cifar(name: &str, records: usize) -> PathBuf {
+    let d = temp_dir(name);
+    let mut state = 12345u32;
+    let mut next = || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 24) as u8
+    };
+    for file in [
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+    ] {
+        let mut bytes = Vec::with_capacity(records * 3073);
+        for _ in 0..records {
+            bytes.push(next() % 10);
+            bytes.extend((0..3072).map(|_| next()));
+        }
+        std::fs::write(d.join(format!("{file}.bin")), bytes).unwrap();
+    }
+    d
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
 }

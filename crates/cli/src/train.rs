@@ -362,6 +362,9 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         recipe.expected
     );
     let (data_dir, train_set, val_set, test_set) = load_data(&recipe, &args)?;
+    // From here on, Ctrl-C and SIGTERM stop the run cleanly (before, they end it at once,
+    // with nothing written yet).
+    let interrupt = Interrupt::install()?;
 
     let config = Config {
         model: model_name.clone(),
@@ -388,7 +391,6 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         );
     }
 
-    let interrupt = Interrupt::install()?;
     let ctx = RunCtx {
         args: &args,
         recipe: &recipe,
