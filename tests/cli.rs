@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{s, scratchnet, temp_dir, text, tiny_cifar};
+use common::{s, scratchnet, text, tiny_cifar};
 
 #[test]
 fn summary_prints_keras_totals() {

@@ -32,23 +32,17 @@ fn small_subset(subset: &Path, per_batch: usize, name: &str) -> PathBuf {
 fn losses(model: &str, per_batch: usize, epochs: usize, batch: Option<usize>) -> Option<Vec<f32>> {
     let subset = common::subset_dir()?;
     let data = small_subset(&subset, per_batch, model);
+    // A fresh run directory: a run never trains into one that holds a run.
+    let _ = std::fs::remove_dir_all(data.join("run"));
     let args = cli::TrainArgs {
-        model: model.into(),
+        model: Some(model.into()),
         data: Some(data.clone()),
         epochs: Some(epochs),
         batch_size: batch,
-        lr: None,
-        weight_decay: None,
-        no_augment: false,
-        optimizer: None,
-        preprocess: None,
-        validation: None,
-        seed: 1,
-        save: None,
-        max_steps: None,
-        init_weights: None,
+        seed: Some(1),
         run_dir: Some(data.join("run")),
-        device: cli::DeviceFlag::Cpu,
+        device: Some(cli::DeviceFlag::Cpu),
+        ..Default::default()
     };
     let out = cli::train(&args).unwrap_or_else(|e| panic!("{model}: {e:#}"));
     let l: Vec<f32> = out.history.iter().map(|r| r.loss).collect();

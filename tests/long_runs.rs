@@ -498,12 +498,12 @@ fn best_weights_and_early_stopping() {
     let meta = metadata(&run.join("best.safetensors"));
     assert_eq!(meta["epoch"], best.to_string());
     assert_eq!(meta["monitor"], "val_loss");
-    for want in [
-        "best weights:",
-        "history:",
-        "curves:",
-        "evaluate the best weights: scratchnet eval --model keras6 --weights",
-    ] {
+    let eval_line = format!(
+        "evaluate the best weights: {} eval --model keras6 --weights {}",
+        env!("CARGO_BIN_EXE_scratchnet"),
+        s(&run.join("best.safetensors"))
+    );
+    for want in ["best weights:", "history:", "curves:", &eval_line] {
         assert!(out.contains(want), "{want} missing:\n{out}");
     }
     // The best weights are a weights file like any other.

@@ -40,6 +40,31 @@ pub fn print_extremes(history: &[EpochRecord]) {
     }
 }
 
+/// This program as the user invoked it (argv[0]), quoted for a POSIX shell where needed.
+fn exe() -> String {
+    let exe = std::env::args()
+        .next()
+        .unwrap_or_else(|| "scratchnet".to_string());
+    quote(&exe)
+}
+
+fn quote(s: &str) -> String {
+    if s.contains(|c: char| c.is_whitespace() || "'\"$\\`".contains(c)) {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The command that continues the run in `run`, exactly as it can be typed.
+pub fn resume_command(run: &Path) -> String {
+    format!(
+        "{} train --resume {}",
+        exe(),
+        quote(&run.display().to_string())
+    )
+}
+
 /// Where everything is, and how to evaluate the best weights or continue the run.
 pub fn print_files(run: &RunDir, monitor: &Monitor, model: &str, data_dir: &Path, epochs: usize) {
     let show = |name: &str| run.file(name).display().to_string();
@@ -63,17 +88,18 @@ pub fn print_files(run: &RunDir, monitor: &Monitor, model: &str, data_dir: &Path
     }
     if run.file(run_dir::CHECKPOINT).exists() {
         println!(
-            "checkpoint:   {} (to train on: `scratchnet train --resume {} --epochs {}`)",
+            "checkpoint:   {} (to train longer: `{} --epochs {}`)",
             show(run_dir::CHECKPOINT),
-            run.path().display(),
+            resume_command(run.path()),
             epochs * 2
         );
     }
     if run.file(run_dir::BEST).exists() {
         println!(
-            "evaluate the best weights: scratchnet eval --model {model} --weights {} --data {}",
-            show(run_dir::BEST),
-            data_dir.display()
+            "evaluate the best weights: {} eval --model {model} --weights {} --data {}",
+            exe(),
+            quote(&show(run_dir::BEST)),
+            quote(&data_dir.display().to_string())
         );
     }
 }

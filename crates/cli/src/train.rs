@@ -292,25 +292,6 @@ fn init_weights(model: &mut nn::Sequential, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The command that continues this run, as the user would type it.
-fn resume_command(run: &Path) -> String {
-    let exe = std::env::args()
-        .next()
-        .unwrap_or_else(|| "scratchnet".to_string());
-    let quote = |s: &str| {
-        if s.contains(|c: char| c.is_whitespace() || "'\"$\\".contains(c)) {
-            format!("'{}'", s.replace('\'', r"'\''"))
-        } else {
-            s.to_string()
-        }
-    };
-    format!(
-        "{} train --resume {}",
-        quote(&exe),
-        quote(&run.display().to_string())
-    )
-}
-
 pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     let (args, resumed_dir) = resolve_args(given)?;
     let model_name = args.model.clone().unwrap_or_default();
@@ -609,7 +590,10 @@ fn run_epochs(
                 epoch + 1,
                 ctx.run.file(run_dir::CHECKPOINT).display()
             );
-            println!("resume with: {}", resume_command(ctx.run.path()));
+            println!(
+                "resume with: {}",
+                crate::report::resume_command(ctx.run.path())
+            );
             return Ok(End::Interrupted(sig));
         }
         if sums.seen == 0 {
@@ -647,7 +631,7 @@ fn run_epochs(
             format!(
                 "epoch {}'s files could not all be written (the last complete checkpoint is intact: free some space, then continue with `{}`)",
                 rec.epoch,
-                resume_command(ctx.run.path())
+                crate::report::resume_command(ctx.run.path())
             )
         })?;
         if out_of_steps || args.max_steps.is_some_and(|m| progress.step >= m) {
@@ -669,7 +653,10 @@ fn run_epochs(
                 rec.epoch,
                 ctx.run.file(run_dir::CHECKPOINT).display()
             );
-            println!("resume with: {}", resume_command(ctx.run.path()));
+            println!(
+                "resume with: {}",
+                crate::report::resume_command(ctx.run.path())
+            );
             return Ok(End::Interrupted(sig));
         }
     }
