@@ -169,9 +169,9 @@ fn flags_override_the_recipe() {
         "batch 8",
         "Adam(lr=0.003",
         "weight decay 0,",
-        "preprocess Unit",
-        "SplitLast",
-        "flip: false",
+        "preprocess: pixels / 255",
+        "validation on the last 10% of the training images",
+        "augmentation: none",
     ] {
         assert!(recipe.contains(want), "{want} missing from: {recipe}");
     }

@@ -10,12 +10,17 @@ use autograd::Tape;
 use clap::Args;
 use nn::optim::{Adam, Optimizer};
 use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::json;
 use tensor::Tensor;
+
+use crate::output::{self, info, Mode};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// Model name (`scratchnet models` lists them).
     #[arg(long)]
     pub model: String,
+    /// Images per training step.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Timed steps.
@@ -27,7 +32,20 @@ pub struct BenchArgs {
     /// auto (a hardware GPU if there is one), cpu, or gpu (any adapter, software included).
     #[arg(long, value_enum, default_value_t = crate::device::DeviceFlag::Auto)]
     pub device: crate::device::DeviceFlag,
+    /// CPU threads (default: all cores, or RAYON_NUM_THREADS).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object (model, batch_size, median_ms, images_per_sec, ...) and nothing else.
+    #[arg(long, conflicts_with = "quiet")]
+    pub json: bool,
+    /// Print only the `train images/s: N` line.
+    #[arg(long)]
+    pub quiet: bool,
 }
+
+/// The largest batch `bench` makes up: its random input must fit in memory, with room for the
+/// activations of a step (a batch of 2^16 CIFAR images is 805 MB of input alone).
+const MAX_BENCH_BATCH: usize = 1 << 16;
 
 fn random_batch(
     model: &nn::Sequential,
@@ -48,15 +66,23 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         args.batch_size > 0 && args.steps > 0,
         "--batch-size and --steps must be at least 1"
     );
-    let (device, line) = crate::device::select(args.device)?;
-    println!("{line}");
+    anyhow::ensure!(
+        args.batch_size <= MAX_BENCH_BATCH,
+        "--batch-size {} is larger than bench allows ({MAX_BENCH_BATCH}): its random batch alone would need {:.1} GB",
+        args.batch_size,
+        args.batch_size as f64 * 3072.0 * 4.0 / 1e9
+    );
+    // The model is built (and its name checked) before any device is probed.
     let mut model = models::build(&args.model, 1)?;
+    crate::device::set_threads(args.threads)?;
+    let (device, line) = crate::device::select(args.device)?;
+    info!("{line}");
     model.to_device(&device)?;
     let mut opt = Adam::default();
     let mut rng = StdRng::seed_from_u64(1);
     let (x, y) = random_batch(&model, args.batch_size, &mut rng)?;
     let flops_per_image = model.training_flops_per_example();
-    println!(
+    info!(
         "model: {}, batch {}, {:.1} MFLOP forward and {:.1} MFLOP per training step per image (3x forward for trainable layers)",
         model.name(),
         args.batch_size,
@@ -77,22 +103,34 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if device.is_gpu() {
         // Kernels are only recorded while the CPU walks the layers, so timing layers from
         // the host would measure recording, not the GPU.
-        println!("per-layer profile: CPU only (each GPU step above is timed to completion, including its metrics readback)");
-    } else {
+        info!("per-layer profile: CPU only (each GPU step above is timed to completion, including its metrics readback)");
+    } else if output::mode() == Mode::Normal {
         profile(&model, &mut opt, &x, &y, median)?;
     }
     let ips = args.batch_size as f64 / median.as_secs_f64();
-    println!(
+    let gflops = ips * flops_per_image as f64 / 1e9;
+    if output::mode() == Mode::Json {
+        return output::json(&json!({
+            "model": args.model,
+            "device": line,
+            "batch_size": args.batch_size,
+            "steps": times.len(),
+            "median_ms": ms(median),
+            "min_ms": ms(times[0]),
+            "max_ms": ms(times[times.len() - 1]),
+            "images_per_sec": ips,
+            "effective_gflops": gflops,
+            "training_mflop_per_image": flops_per_image as f64 / 1e6,
+        }));
+    }
+    info!(
         "step: median {:.1} ms, min {:.1} ms, max {:.1} ms over {} steps",
         ms(median),
         ms(times[0]),
         ms(times[times.len() - 1]),
         times.len()
     );
-    println!(
-        "effective: {:.1} GFLOP/s",
-        ips * flops_per_image as f64 / 1e9
-    );
+    info!("effective: {gflops:.1} GFLOP/s");
     println!("train images/s: {ips:.1}");
     Ok(())
 }

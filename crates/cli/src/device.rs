@@ -58,11 +58,25 @@ pub fn select(flag: DeviceFlag) -> anyhow::Result<(Device, String)> {
 
 /// e.g. `device: cpu (2 threads, AVX-512 FMA)`.
 pub fn describe_cpu() -> String {
+    let n = rayon::current_num_threads();
     format!(
-        "device: cpu ({} threads, {})",
-        rayon::current_num_threads(),
+        "device: cpu ({n} thread{}, {})",
+        if n == 1 { "" } else { "s" },
         simd_level()
     )
+}
+
+/// `--threads N`: the CPU kernels' thread count (rayon's global pool). Without it rayon uses
+/// `RAYON_NUM_THREADS`, or one thread per core.
+pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    let Some(n) = threads else {
+        return Ok(());
+    };
+    anyhow::ensure!(n > 0, "--threads must be at least 1");
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| anyhow::anyhow!("--threads {n}: {e}"))
 }
 
 fn simd_level() -> &'static str {

@@ -5,22 +5,27 @@
 //! - `summary`: Keras' `model.summary()` table.
 //! - `bench`: training-step throughput on random data, with a per-layer time breakdown.
 //! - `plot`: learning curves of one or several runs.
+//! - `predict`: the top classes of PNG or JPEG images.
+//! - `models`: the catalogue.
 
 mod bench;
 mod curves;
+mod data_dir;
 mod device;
 mod eval;
 mod interrupt;
+mod models_list;
 mod monitor;
+mod output;
 mod overrides;
 mod pipeline;
 mod plot;
+mod predict;
 mod report;
 mod run_dir;
 mod summary;
 mod train;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -43,23 +48,17 @@ struct Cli {
 enum Command {
     /// Train a model (the article's recipe by default; flags override parts of it).
     Train(TrainArgs),
-    /// Evaluate saved weights on DIR/test_batch and print `accuracy: 0.xxxx`.
-    Eval {
-        #[arg(long)]
-        model: String,
-        #[arg(long)]
-        weights: PathBuf,
-        /// Folder with test_batch.bin (or the python test_batch).
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long, default_value_t = 500)]
-        batch_size: usize,
-        /// auto (a hardware GPU if there is one), cpu, or gpu (any adapter, software included).
-        #[arg(long, value_enum, default_value_t = device::DeviceFlag::Auto)]
-        device: device::DeviceFlag,
-    },
+    /// Evaluate saved weights on the test batch: loss, accuracy, per-class accuracy and the
+    /// confusion matrix.
+    Eval(eval::EvalArgs),
+    /// Classify PNG or JPEG images with saved weights (top classes with probabilities).
+    Predict(predict::PredictArgs),
+    /// List every catalogue model: parameters, forward MFLOP, article, reported accuracy and
+    /// default recipe.
+    Models(models_list::ModelsArgs),
     /// Print the Keras-style summary table of a model.
     Summary {
+        /// Model name (`scratchnet models` lists them).
         #[arg(long)]
         model: String,
     },
@@ -72,8 +71,12 @@ enum Command {
 /// Runs the command line; errors print as one `error:` line and exit with status 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    quiet_display_probe();
     let result = match cli.command {
-        Command::Train(args) => match train(&args) {
+        Command::Train(args) => match {
+            output::set_mode(args.json, args.quiet);
+            train(&args)
+        } {
             // Stopped by Ctrl-C or SIGTERM, after writing a checkpoint: the status a shell
             // reports for that signal.
             Ok(TrainOutcome {
@@ -82,15 +85,20 @@ pub fn main() -> ExitCode {
             }) => return ExitCode::from(sig.exit_status()),
             other => other.map(|_| ()),
         },
-        Command::Eval {
-            model,
-            weights,
-            data,
-            batch_size,
-            device,
-        } => eval::eval(&model, &weights, &data, batch_size, device),
+        Command::Eval(args) => {
+            output::set_mode(args.json, args.quiet);
+            eval::eval(&args)
+        }
+        Command::Models(args) => models_list::list(&args),
+        Command::Predict(args) => {
+            output::set_mode(args.json, false);
+            predict::predict(&args)
+        }
         Command::Summary { model } => summary::summary(&model),
-        Command::Bench(args) => bench::bench(&args),
+        Command::Bench(args) => {
+            output::set_mode(args.json, args.quiet);
+            bench::bench(&args)
+        }
         Command::Plot(args) => plot::plot(&args),
     };
     match result {
@@ -99,5 +107,16 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Listing GPU adapters makes Mesa's Vulkan drivers look for a Wayland display, and
+/// libwayland prints `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` twice
+/// when that variable is unset (as for root in a container). No display is needed here, so
+/// the variable points at the temporary folder for this process (and its drivers) alone.
+fn quiet_display_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // Called first thing in `main`, before any thread exists.
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
 }

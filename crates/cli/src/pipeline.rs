@@ -91,3 +91,28 @@ pub fn evaluate(
     let n = ds.len().max(1) as f64;
     Ok((s.loss, (s.correct as f64 / n) as f32))
 }
+
+/// Mean loss over `ds` and the predicted class of every image, in order (inference mode,
+/// evaluation preprocessing): what `eval`'s per-class table and confusion matrix need.
+pub fn predict_all(
+    model: &nn::Sequential,
+    ds: &Dataset,
+    recipe: &Recipe,
+    batch_size: usize,
+) -> anyhow::Result<(f32, Vec<u32>)> {
+    let mut p = Pipeline::new(recipe, batch_size, 0);
+    let mut metrics = nn::step::Metrics::new(&model.device())?;
+    let mut predictions = Vec::with_capacity(ds.len());
+    let all: Vec<usize> = (0..ds.len()).collect();
+    for idx in all.chunks(batch_size) {
+        let x = p.batch(ds, idx, Mode::Eval, 0)?;
+        let logits = nn::step::record_evaluation(model, &x, &p.labels[..idx.len()], &mut metrics)?;
+        let host = logits.try_to_vec()?;
+        let classes = host.len() / idx.len();
+        predictions.extend(
+            host.chunks(classes)
+                .map(|row| cpu::argmax::argmax_row(row) as u32),
+        );
+    }
+    Ok((metrics.take()?.loss, predictions))
+}

@@ -17,6 +17,7 @@
 //! carries the whole history. `.lock` (an advisory lock, released by the kernel when the
 //! process dies) keeps two processes from training into the same directory.
 
+use crate::output::info;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -75,7 +76,7 @@ impl RunDir {
         let removed = nn::atomic_file::remove_stale_temporaries(path, &ATOMIC_FILES)
             .with_context(|| format!("cleaning up {}", path.display()))?;
         for p in removed {
-            println!("removed {}, left by an interrupted write", p.display());
+            info!("removed {}, left by an interrupted write", p.display());
         }
         Ok(dir)
     }
@@ -159,7 +160,7 @@ impl RunDir {
             f.set_len(complete as u64)
                 .and_then(|()| f.sync_data())
                 .with_context(|| format!("cutting a half-written row of {}", p.display()))?;
-            println!(
+            info!(
                 "{}: removed a half-written last row ({:?})",
                 p.display(),
                 &text[complete..]

@@ -8,6 +8,7 @@
 //! the epoch and step it stopped at, besides the weights and the optimiser's state: a run
 //! stopped and resumed computes exactly what an uninterrupted one computes.
 
+use crate::output::info;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -99,6 +100,18 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
+    /// CPU threads (default: all cores, or RAYON_NUM_THREADS).
+    #[arg(long)]
+    #[serde(skip)]
+    pub threads: Option<usize>,
+    /// Print one JSON object per epoch and a final one, and nothing else, on stdout.
+    #[arg(long, conflicts_with = "quiet")]
+    #[serde(skip)]
+    pub json: bool,
+    /// Print only the final result.
+    #[arg(long)]
+    #[serde(skip)]
+    pub quiet: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,7 +219,7 @@ fn load_data(
     recipe: &models::Recipe,
     args: &TrainArgs,
 ) -> anyhow::Result<(PathBuf, Dataset, Dataset, Dataset)> {
-    let data_dir = data::find_or_download(args.data.as_deref(), Path::new("data"))?;
+    let data_dir = crate::data_dir::find(args.data.as_deref())?;
     let all_train = data::load_train(&data_dir)?;
     let test_set = data::load_test(&data_dir)?;
     let (train_set, val_set, val_name) = match recipe.validation {
@@ -221,7 +234,7 @@ fn load_data(
         "no training images left in {}",
         data_dir.display()
     );
-    println!(
+    info!(
         "data: {} ({} training images, {} validation images from {val_name})",
         data_dir.display(),
         train_set.len(),
@@ -275,10 +288,10 @@ fn default_run_dir(model: &str) -> PathBuf {
 fn init_weights(model: &mut nn::Sequential, path: &Path) -> anyhow::Result<()> {
     if nn::checkpoint::is_native(path) {
         nn::checkpoint::load(model, path)?;
-        println!("initial weights: {}", path.display());
+        info!("initial weights: {}", path.display());
     } else if let Some(mapping) = models::import_mapping(model.name()) {
         let n = nn::checkpoint::import_mapped(model, path, &mapping)?;
-        println!(
+        info!(
             "initial weights: {n} tensors imported from {}",
             path.display()
         );
@@ -300,6 +313,7 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     let mut recipe = models::recipe(&model_name)?;
     apply_overrides(&mut recipe, &args)?;
     let metric = args.monitor.unwrap_or_default();
+    crate::device::set_threads(given.threads)?;
     // A new run's directory is claimed (and refused if it holds a run) before anything else;
     // its files are written once the data has loaded.
     let (run, resumed) = match resumed_dir {
@@ -314,7 +328,7 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     };
 
     let (device, line) = crate::device::select(args.device.unwrap_or_default())?;
-    println!("{line}");
+    info!("{line}");
     if !resumed {
         if let Some(path) = &args.init_weights {
             init_weights(&mut model, path)?;
@@ -322,15 +336,15 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     }
     model.to_device(&device)?;
     let mut opt = optimizer(&recipe.optimizer, recipe.schedule.lr(0, 0));
-    println!(
+    info!(
         "model: {} ({} parameters, {} trainable, {:.1} MFLOP forward per image)",
         model.name(),
         nn::summary::thousands(model.store.total_count()),
         nn::summary::thousands(model.store.trainable_count()),
         model.forward_flops_per_example() as f64 / 1e6
     );
-    println!(
-        "recipe: {}; {} epochs, batch {}, {}, lr {}, weight decay {}, preprocess {:?}, augment {:?}, validation {:?}; expected: {}",
+    info!(
+        "recipe: {}; {} epochs, batch {}, {}, {}, weight decay {}, preprocess: {}, augmentation: {}, validation {}; expected: {}",
         recipe.source,
         recipe.epochs,
         recipe.batch_size,
@@ -343,6 +357,15 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         recipe.expected
     );
     let (data_dir, train_set, val_set, test_set) = load_data(&recipe, &args)?;
+    if recipe.batch_size > train_set.len() {
+        info!(
+            "note: batch {} is larger than the {} training images: using batches of {}",
+            recipe.batch_size,
+            train_set.len(),
+            train_set.len()
+        );
+        recipe.batch_size = train_set.len();
+    }
     // From here on, Ctrl-C and SIGTERM stop the run cleanly (before, they end it at once,
     // with nothing written yet).
     let interrupt = Interrupt::install()?;
@@ -362,11 +385,11 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     } else {
         run.write_config(&config_json)?;
         run.start_history()?;
-        println!("run directory: {}", run.path().display());
+        info!("run directory: {}", run.path().display());
         Progress::new(metric)
     };
     if recipe.validation == models::Validation::TestSet {
-        println!(
+        info!(
             "note: this recipe validates on the test set (as its article does), so best.safetensors is picked by test-set {}: an optimistic estimate of accuracy on new images (--validation split holds out training images instead)",
             metric.name()
         );
@@ -383,36 +406,37 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     };
     let end = run_epochs(&ctx, &mut model, opt.as_mut(), &mut progress)?;
 
-    if let End::Interrupted(sig) = end {
-        return Ok(TrainOutcome {
-            history: progress.history,
-            run_dir: run.path().to_path_buf(),
-            interrupted: Some(sig),
-        });
-    }
+    let mut test = None;
     if recipe.validation != models::Validation::TestSet && end == End::Trained {
         let (loss, acc) = evaluate(&model, &test_set, &recipe, 500)?;
-        println!(
+        info!(
             "test ({} images): loss {loss:.4}, accuracy {acc:.4}",
             test_set.len()
         );
+        test = Some((loss, acc));
     }
-    if let Some(path) = &args.save {
+    if let (Some(path), false) = (&args.save, matches!(end, End::Interrupted(_))) {
         nn::checkpoint::save(&model, path)?;
-        println!("saved weights to {}", path.display());
+        info!("saved weights to {}", path.display());
     }
-    crate::report::print_extremes(&progress.history);
-    crate::report::print_files(
-        &run,
-        &progress.monitor,
-        &model_name,
-        &data_dir,
-        recipe.epochs,
-    );
+    crate::report::finish(&crate::report::Finish {
+        end,
+        run: &run,
+        history: &progress.history,
+        monitor: &progress.monitor,
+        step: progress.step,
+        model: &model_name,
+        data_dir: &data_dir,
+        epochs: recipe.epochs,
+        test,
+    })?;
     Ok(TrainOutcome {
         history: progress.history,
         run_dir: run.path().to_path_buf(),
-        interrupted: None,
+        interrupted: match end {
+            End::Interrupted(sig) => Some(sig),
+            _ => None,
+        },
     })
 }
 
@@ -435,7 +459,7 @@ fn resume(
 ) -> anyhow::Result<Progress> {
     let path = run.file(run_dir::CHECKPOINT);
     if !path.exists() {
-        println!(
+        info!(
             "{} has no checkpoint yet (the run stopped before its first epoch ended): starting it from the beginning",
             run.path().display()
         );
@@ -453,7 +477,7 @@ fn resume(
     );
     let appended = run.reconcile_history(&progress.history)?;
     if appended > 0 {
-        println!(
+        info!(
             "history.csv: appended {appended} row(s) that the checkpoint had but the file did not"
         );
     }
@@ -468,7 +492,7 @@ fn resume(
             )
         })
         .unwrap_or_default();
-    println!(
+    info!(
         "resumed {} from {}: {} epochs done{within}, step {}",
         run.path().display(),
         path.display(),
@@ -491,7 +515,7 @@ struct RunCtx<'a> {
 
 /// How the epoch loop ended.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum End {
+pub(crate) enum End {
     /// The epochs (or --max-steps) ran out.
     Trained,
     /// The monitored metric stopped improving (--patience), or had already.
@@ -509,7 +533,7 @@ fn run_epochs(
 ) -> anyhow::Result<End> {
     let (args, recipe) = (ctx.args, ctx.recipe);
     if progress.monitor.exhausted(args.patience) {
-        println!(
+        info!(
             "the run stopped early already ({} epochs without improvement, {}); a larger --patience continues it",
             progress.monitor.since_best,
             progress.monitor.describe_best()
@@ -517,7 +541,7 @@ fn run_epochs(
         return Ok(End::AlreadyDone);
     }
     if progress.epochs_done >= recipe.epochs {
-        println!(
+        info!(
             "the run has done its {} epochs; pass --epochs with a larger number to extend it",
             progress.epochs_done
         );
@@ -583,16 +607,12 @@ fn run_epochs(
             let batches = sums.batches;
             progress.partial = Some(sums);
             save_checkpoint(ctx.run, model, opt, progress)?;
-            println!(
+            info!(
                 "\n{}: stopped after step {} ({batches} of {steps_per_epoch} batches into epoch {}); checkpoint written to {}",
                 sig.name(),
                 progress.step,
                 epoch + 1,
                 ctx.run.file(run_dir::CHECKPOINT).display()
-            );
-            println!(
-                "resume with: {}",
-                crate::report::resume_command(ctx.run.path())
             );
             return Ok(End::Interrupted(sig));
         }
@@ -612,19 +632,7 @@ fn run_epochs(
             images_per_sec: (sums.seen as f64 / sums.train_seconds) as f32,
         };
         let improved = progress.monitor.update(&rec);
-        println!(
-            "Epoch {}/{} - {:.1}s - {:.0} img/s - loss: {:.4} - acc: {:.4} - val_loss: {:.4} - val_acc: {:.4} - lr: {}{}",
-            rec.epoch,
-            recipe.epochs,
-            rec.seconds,
-            rec.images_per_sec,
-            rec.loss,
-            rec.acc,
-            rec.val_loss,
-            rec.val_acc,
-            rec.lr,
-            if improved { " - best" } else { "" }
-        );
+        crate::report::epoch(&rec, recipe.epochs, improved)?;
         progress.history.push(rec.clone());
         progress.epochs_done += 1;
         save_epoch(ctx, model, opt, progress, &rec, improved).with_context(|| {
@@ -635,11 +643,11 @@ fn run_epochs(
             )
         })?;
         if out_of_steps || args.max_steps.is_some_and(|m| progress.step >= m) {
-            println!("stopped after {} steps (--max-steps)", progress.step);
+            info!("stopped after {} steps (--max-steps)", progress.step);
             return Ok(End::Trained);
         }
         if progress.monitor.exhausted(args.patience) {
-            println!(
+            info!(
                 "early stopping at epoch {} ({})",
                 rec.epoch,
                 progress.monitor.describe_best()
@@ -647,15 +655,11 @@ fn run_epochs(
             return Ok(End::EarlyStopped);
         }
         if let Some(sig) = ctx.interrupt.received() {
-            println!(
+            info!(
                 "\n{}: stopped at the end of epoch {}; checkpoint written to {}",
                 sig.name(),
                 rec.epoch,
                 ctx.run.file(run_dir::CHECKPOINT).display()
-            );
-            println!(
-                "resume with: {}",
-                crate::report::resume_command(ctx.run.path())
             );
             return Ok(End::Interrupted(sig));
         }

@@ -18,7 +18,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ModelError {
-    #[error("unknown model `{0}`; known models: {known}", known = names().join(", "))]
+    #[error("unknown model `{0}`{hint}; `scratchnet models` lists them: {known}", hint = suggestion(.0), known = names().join(", "))]
     Unknown(String),
     #[error(transparent)]
     Build(#[from] NnError),
@@ -124,6 +124,41 @@ static CATALOGUE: [Entry; 26] = [
     }),
 ];
 
+/// ` (did you mean `keras6`?)` for a name one or two edits away from a catalogue name.
+fn suggestion(name: &str) -> String {
+    names()
+        .into_iter()
+        .map(|n| (edit_distance(name, n), n))
+        .filter(|&(d, _)| d <= 2)
+        .min()
+        .map(|(_, n)| format!(" (did you mean `{n}`?)"))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance, with a swap of two neighbours counting as one edit (`kears6`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 pub fn names() -> Vec<&'static str> {
     CATALOGUE.iter().map(|e| e.name).collect()
 }
@@ -146,7 +181,28 @@ pub fn import_mapping(name: &str) -> Option<Vec<(String, String)>> {
     matches!(name, "vgg16" | "vgg16_finetune").then(vgg16::keras_mapping)
 }
 
+/// The catalogue entry of `name` (an error naming the closest model if there is none).
+pub fn find(name: &str) -> Result<&'static Entry, ModelError> {
+    entry(name)
+}
+
 /// The article's training recipe for `name`.
 pub fn recipe(name: &str) -> Result<Recipe, ModelError> {
     Ok((entry(name)?.recipe)())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspelt_names_get_a_suggestion() {
+        assert_eq!(edit_distance("kears6", "keras6"), 1);
+        assert_eq!(edit_distance("resnet", "resnet20"), 2);
+        let err = build("kears6", 1).err().unwrap().to_string();
+        assert!(err.contains("did you mean `keras6`?"), "{err}");
+        assert!(err.contains("scratchnet models"), "{err}");
+        let err = build("transformer", 1).err().unwrap().to_string();
+        assert!(!err.contains("did you mean"), "{err}");
+    }
 }

@@ -100,3 +100,106 @@ impl Recipe {
         }
     }
 }
+
+/// Words for the printed recipe.
+impl std::fmt::Display for Preprocess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Preprocess::Unit => write!(f, "pixels / 255"),
+            Preprocess::Raw => write!(f, "raw pixels 0-255"),
+            Preprocess::PerChannel { .. } => write!(f, "per-channel mean/std normalisation"),
+            Preprocess::PerImage => write!(f, "per-image standardisation"),
+        }
+    }
+}
+
+impl std::fmt::Display for Optim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Optim::Adam => write!(f, "Adam"),
+            Optim::Sgd {
+                momentum,
+                nesterov: true,
+            } => write!(f, "SGD (Nesterov momentum {momentum})"),
+            Optim::Sgd {
+                momentum,
+                nesterov: false,
+            } => write!(f, "SGD (momentum {momentum})"),
+            Optim::Rmsprop { decay } if *decay > 0.0 => write!(f, "RMSprop (decay {decay:e})"),
+            Optim::Rmsprop { .. } => write!(f, "RMSprop"),
+        }
+    }
+}
+
+impl Recipe {
+    /// The recipe in one line, e.g. `Adam, lr 0.001 (constant), batch 64, 50 epochs, ...`.
+    pub fn summary(&self) -> String {
+        let wd = if self.weight_decay > 0.0 {
+            format!(", weight decay {}", self.weight_decay)
+        } else {
+            String::new()
+        };
+        format!(
+            "{}, {}, batch {}, {} epochs{wd}, {}, augmentation {}, validation {}",
+            self.optimizer,
+            self.schedule.describe(),
+            self.batch_size,
+            self.epochs,
+            self.preprocess,
+            self.augment,
+            self.validation
+        )
+    }
+}
+
+impl std::fmt::Display for Augmentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some((pad, size)) = self.crop {
+            parts.push(format!("pad {pad} + random {size}x{size} crop"));
+        }
+        if let Some(s) = self.shift {
+            parts.push(format!("random shift up to {}%", s * 100.0));
+        }
+        if self.flip {
+            parts.push("horizontal flip".to_string());
+        }
+        if parts.is_empty() {
+            write!(f, "none")
+        } else {
+            write!(f, "{}", parts.join(" + "))
+        }
+    }
+}
+
+impl std::fmt::Display for Validation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Validation::TestSet => write!(f, "on the test set"),
+            Validation::SplitLast(frac) => {
+                write!(f, "on the last {}% of the training images", frac * 100.0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipes_print_in_words() {
+        assert_eq!(Preprocess::Unit.to_string(), "pixels / 255");
+        let a = Augmentation {
+            flip: true,
+            shift: None,
+            crop: Some((4, 32)),
+        };
+        assert_eq!(a.to_string(), "pad 4 + random 32x32 crop + horizontal flip");
+        assert_eq!(Augmentation::default().to_string(), "none");
+        assert_eq!(
+            Validation::SplitLast(0.1).to_string(),
+            "on the last 10% of the training images"
+        );
+    }
+}

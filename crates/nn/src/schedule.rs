@@ -101,17 +101,19 @@ impl Schedule {
     pub fn describe(&self) -> String {
         match self {
             Schedule::Constant(lr) => format!("lr {lr} (constant)"),
+            // Epochs as the training output numbers them, from 1: the change from 0-based
+            // epoch `from` is the one of "Epoch {from + 1}/N".
             Schedule::ByEpoch { initial, changes } => {
                 let mut s = format!("lr {initial}");
                 for (from, lr) in changes {
-                    s += &format!("; {lr} from epoch {from}");
+                    s += &format!("; {lr} from epoch {}", from + 1);
                 }
                 s
             }
             Schedule::ByStep { initial, changes } => {
                 let mut s = format!("lr {initial}");
                 for (from, lr) in changes {
-                    s += &format!("; {lr} from step {from}");
+                    s += &format!("; {lr} after {from} steps");
                 }
                 s
             }
@@ -227,11 +229,11 @@ mod tests {
     fn describe_lists_the_changes() {
         assert_eq!(
             Schedule::nin().describe(),
-            "lr 0.01; 0.005 from epoch 81; 0.001 from epoch 141"
+            "lr 0.01; 0.005 from epoch 82; 0.001 from epoch 142"
         );
         assert_eq!(
             Schedule::tuning_series().describe(),
-            "lr 0.01; 0.001 from step 10000; 0.0005 from step 20000"
+            "lr 0.01; 0.001 after 10000 steps; 0.0005 after 20000 steps"
         );
         assert_eq!(Schedule::Constant(0.001).describe(), "lr 0.001 (constant)");
     }

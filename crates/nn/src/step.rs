@@ -208,14 +208,16 @@ pub fn evaluate_batch(
     metrics.take()
 }
 
-/// Adds the inference-mode loss and correct count of one batch to `metrics`.
+/// Adds the inference-mode loss and correct count of one batch to `metrics`, and returns the
+/// batch's logits (on the model's device) for callers that want the predictions too.
 pub fn record_evaluation(
     model: &Sequential,
     images: &Tensor,
     labels: &[u32],
     metrics: &mut Metrics,
-) -> Result<(), NnError> {
+) -> Result<Tensor, NnError> {
     let logits = model.predict(images)?;
     let (loss, _) = ops::softmax_xent(&logits, labels)?;
-    metrics.record(&loss, &logits, labels, 0)
+    metrics.record(&loss, &logits, labels, 0)?;
+    Ok(logits)
 }
