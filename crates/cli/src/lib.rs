@@ -73,18 +73,19 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     quiet_display_probe();
     let result = match cli.command {
-        Command::Train(args) => match {
+        Command::Train(args) => {
             output::set_mode(args.json, args.quiet);
-            train(&args)
-        } {
-            // Stopped by Ctrl-C or SIGTERM, after writing a checkpoint: the status a shell
-            // reports for that signal.
-            Ok(TrainOutcome {
-                interrupted: Some(sig),
-                ..
-            }) => return ExitCode::from(sig.exit_status()),
-            other => other.map(|_| ()),
-        },
+            let outcome = train(&args);
+            match outcome {
+                // Stopped by Ctrl-C or SIGTERM, after writing a checkpoint: the status a shell
+                // reports for that signal.
+                Ok(TrainOutcome {
+                    interrupted: Some(sig),
+                    ..
+                }) => return ExitCode::from(sig.exit_status()),
+                other => other.map(|_| ()),
+            }
+        }
         Command::Eval(args) => {
             output::set_mode(args.json, args.quiet);
             eval::eval(&args)
