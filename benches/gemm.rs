@@ -8,6 +8,7 @@
 //! Run: `cargo bench --bench gemm` (or `-- gemm_gpu` for the GPU group alone).
 
 use cpu::gemm::{gemm, gemm_flops, gemm_reference, gemm_serial, Mat};
+use cpu::gemm_packed::{gemm_packed_with, Kernel};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gpu::{GemmVariant, GpuContext};
 use std::hint::black_box;
@@ -81,32 +82,33 @@ fn bench(c: &mut Criterion) {
             &(),
             |bch, _| bch.iter(|| gemm(m, k, n, am, bm, 0.0, black_box(&mut out))),
         );
-        if cpu::gemm_packed::available() {
-            // Version 4, one thread, B packed once outside the timed loop (as conv2d packs its
-            // kernel matrix once per layer call). Validated on the same corner first.
+        // Version 4, one thread, B packed once outside the timed loop (as conv2d packs its
+        // kernel matrix once per layer call), with each micro-kernel this CPU runs. Each is
+        // validated on the same corner first.
+        for kernel in [Kernel::Avx512, Kernel::Avx2Fma] {
+            if !kernel.supported() {
+                eprintln!("skipped: version 4 {}: not on this CPU", kernel.name());
+                continue;
+            }
             let mut pb = cpu::gemm_packed::PackedB::default();
             pb.pack(&b, k, n, n, 1);
             let mut corner = vec![0.0; m.min(96) * n.min(96)];
             gemm_reference(m.min(96), k, n.min(96), am, bm, 0.0, &mut corner);
-            cpu::gemm_packed::gemm_packed(m, &a, k, 1, &pb, 0.0, &mut out, n);
+            gemm_packed_with(kernel, m, &a, k, 1, &pb, 0.0, &mut out, n);
             for i in 0..m.min(96) {
                 for j in 0..n.min(96) {
                     let (x, y) = (out[i * n + j], corner[i * n.min(96) + j]);
                     assert!(
                         (x - y).abs() <= 1e-3 * y.abs().max(1.0),
-                        "v4 {m}x{k}x{n} at ({i},{j})"
+                        "v4 {} {m}x{k}x{n} at ({i},{j})",
+                        kernel.name()
                     );
                 }
             }
-            g.bench_with_input(
-                BenchmarkId::new("4_packed_avx512_1thread", &size),
-                &(),
-                |bch, _| {
-                    bch.iter(|| {
-                        cpu::gemm_packed::gemm_packed(m, &a, k, 1, &pb, 0.0, black_box(&mut out), n)
-                    })
-                },
-            );
+            let id = format!("4_packed_{}_1thread", kernel.name());
+            g.bench_with_input(BenchmarkId::new(id, &size), &(), |bch, _| {
+                bch.iter(|| gemm_packed_with(kernel, m, &a, k, 1, &pb, 0.0, black_box(&mut out), n))
+            });
         }
     }
     g.finish();

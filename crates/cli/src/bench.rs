@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use autograd::Tape;
 use clap::Args;
-use nn::optim::{Adam, Optimizer};
+use nn::optim::Optimizer;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::json;
 use tensor::Tensor;
@@ -35,12 +35,29 @@ pub struct BenchArgs {
     /// CPU threads (default: all cores, or RAYON_NUM_THREADS).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// The GEMM under the CPU convolutions: the default (auto: version 4 with AVX-512 where
+    /// the CPU has it, else version 2), version 2 (matrixmultiply), or version 4 with a given
+    /// micro-kernel.
+    #[arg(long, value_enum, default_value_t = GemmFlag::Auto)]
+    pub gemm: GemmFlag,
     /// Print one JSON object (model, batch_size, median_ms, images_per_sec, ...) and nothing else.
     #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
     /// Print only the `train images/s: N` line.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmFlag {
+    /// Version 4 with AVX-512 where the CPU has it, else version 2.
+    Auto,
+    /// Version 2: matrixmultiply.
+    Matrixmultiply,
+    /// Version 4, 14 x 32 AVX-512 micro-kernel.
+    Avx512,
+    /// Version 4, 6 x 16 AVX2 + FMA micro-kernel.
+    Avx2,
 }
 
 /// The largest batch `bench` makes up: its random input must fit in memory, with room for the
@@ -75,10 +92,31 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     // The model is built (and its name checked) before any device is probed.
     let mut model = models::build(&args.model, 1)?;
     crate::device::set_threads(args.threads)?;
+    use cpu::gemm_packed::{self, Kernel};
+    gemm_packed::choose(match args.gemm {
+        GemmFlag::Auto => None,
+        GemmFlag::Matrixmultiply => Some(None),
+        GemmFlag::Avx512 => Some(Some(Kernel::Avx512)),
+        GemmFlag::Avx2 => Some(Some(Kernel::Avx2Fma)),
+    })
+    .map_err(|e| anyhow::anyhow!("--gemm: {e}"))?;
     let (device, line) = crate::device::select(args.device)?;
     info!("{line}");
+    if !device.is_gpu() {
+        info!(
+            "convolution GEMM: {}",
+            gemm_packed::active().map_or("version 2 (matrixmultiply)".to_string(), |k| format!(
+                "version 4, {} micro-kernel",
+                k.name()
+            ))
+        );
+    }
     model.to_device(&device)?;
-    let mut opt = Adam::default();
+    // The recipe's optimiser and weight decay, so that a step here is the step `train` runs.
+    let recipe = models::recipe(&args.model)?;
+    let mut opt = crate::overrides::optimizer(&recipe.optimizer, recipe.schedule.lr(0, 0));
+    let wd = recipe.weight_decay;
+    info!("optimiser: {}, weight decay {wd}", opt.describe());
     let mut rng = StdRng::seed_from_u64(1);
     let (x, y) = random_batch(&model, args.batch_size, &mut rng)?;
     let flops_per_image = model.training_flops_per_example();
@@ -90,12 +128,28 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         flops_per_image as f64 / 1e6
     );
     for s in 0..args.warmup {
-        nn::step::train_step(&mut model, &mut opt, x.clone(), &y, s as u32, s as u64)?;
+        nn::step::train_step_l2(
+            &mut model,
+            opt.as_mut(),
+            x.clone(),
+            &y,
+            s as u32,
+            s as u64,
+            wd,
+        )?;
     }
     let mut times = Vec::with_capacity(args.steps);
     for s in 0..args.steps {
         let t = Instant::now();
-        nn::step::train_step(&mut model, &mut opt, x.clone(), &y, s as u32, s as u64)?;
+        nn::step::train_step_l2(
+            &mut model,
+            opt.as_mut(),
+            x.clone(),
+            &y,
+            s as u32,
+            s as u64,
+            wd,
+        )?;
         times.push(t.elapsed());
     }
     times.sort();
@@ -105,7 +159,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         // the host would measure recording, not the GPU.
         info!("per-layer profile: CPU only (each GPU step above is timed to completion, including its metrics readback)");
     } else if output::mode() == Mode::Normal {
-        profile(&model, &mut opt, &x, &y, median)?;
+        profile(&model, opt.as_mut(), &x, &y, median)?;
     }
     let ips = args.batch_size as f64 / median.as_secs_f64();
     let gflops = ips * flops_per_image as f64 / 1e9;
@@ -113,6 +167,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         return output::json(&json!({
             "model": args.model,
             "device": line,
+            "gemm": cpu::gemm_packed::active().map_or("matrixmultiply", |k| k.name()),
             "batch_size": args.batch_size,
             "steps": times.len(),
             "median_ms": ms(median),
@@ -142,7 +197,7 @@ fn ms(d: Duration) -> f64 {
 /// One profiled step: forward and backward time per layer, then the optimiser.
 fn profile(
     model: &nn::Sequential,
-    opt: &mut Adam,
+    opt: &mut dyn Optimizer,
     x: &Tensor,
     y: &[u32],
     median: Duration,
@@ -196,7 +251,13 @@ fn profile(
         println!("  {name:<30} {:>9.2} {:>9.2}", ms(*fwd), ms(bwd));
     }
     println!("  {:<30} {:>9.2} {:>9.2}", "total", ms(tf), ms(tb));
-    println!("  {:<30} {:>9.2}", "optimiser (Adam)", ms(opt_time));
+    let name = opt.describe();
+    let name = name.split('(').next().unwrap_or("optimiser");
+    println!(
+        "  {:<30} {:>9.2}",
+        format!("optimiser ({name})"),
+        ms(opt_time)
+    );
     let other = median.saturating_sub(tf + tb + opt_time);
     println!(
         "  {:<30} {:>9.2}  (median step minus the above)",

@@ -231,8 +231,9 @@ thread_local! {
     static PACKED_DY: RefCell<PackedB> = RefCell::new(PackedB::default());
 }
 
-/// The B operand of the per-chunk GEMMs: packed once per call for GEMM version 4 when the CPU
-/// has AVX-512, else the plain matrix for version 2 (matrixmultiply packs it per call).
+/// The B operand of the per-chunk GEMMs: packed once per call for GEMM version 4 when a
+/// version-4 kernel is active (AVX-512 or AVX2 + FMA), else the plain matrix for version 2
+/// (matrixmultiply packs it per call).
 #[derive(Clone, Copy)]
 enum KernelMatrix<'a> {
     Packed(&'a PackedB),

@@ -1,11 +1,11 @@
-//! GEMM version 4: `C = A · B + beta · C` with B packed once and an AVX-512 micro-kernel,
-//! for the shapes convolution produces.
+//! GEMM version 4: `C = A · B + beta · C` with B packed once and a register-tiled
+//! micro-kernel (AVX-512, or AVX2 + FMA), for the shapes convolution produces.
 //!
 //! Math and layout: as [`crate::gemm`]; A is a strided view (element `(i, p)` at
 //! `a[i * rs + p * cs]`: row-major im2col rows have `cs = 1`, and a transposed im2col matrix,
-//! as the weight gradient uses, has `rs = 1`) and C is row-major with row stride `ldc`. B is given once as a [`PackedB`]: its `n`
-//! columns cut into panels of [`NR`] = 32, each panel stored k-major (`panel[p][0..32]`), zero
-//! padded past `n`.
+//! as the weight gradient uses, has `rs = 1`) and C is row-major with row stride `ldc`. B is
+//! given once as a [`PackedB`]: its `n` columns cut into panels of [`NR`] = 32, each panel
+//! stored k-major (`panel[p][0..32]`), zero padded past `n`.
 //!
 //! Why it is faster than version 2 (matrixmultiply) on convolution shapes:
 //! - In a convolution, B is the kernel matrix (`k x c_out`, at most ~600 KB) and is the same
@@ -14,15 +14,96 @@
 //! - A (the im2col rows) is not packed at all: the micro-kernel broadcasts `A[i][p]` straight
 //!   from `MR` row streams, each read sequentially. im2col already made A contiguous, so a
 //!   second copy into panels (which version 2 makes) only costs memory traffic.
-//! - The micro-kernel keeps a 14 x 32 tile of C in 28 of the 32 zmm registers (the shape
-//!   oneDNN's AVX-512 kernels use): per step of `p` it loads two vectors of B, broadcasts 14
-//!   values of A, and issues 28 FMAs, so FMA throughput, not loads, is the limit.
-//!   Version 2's AVX-512 kernel is 16 x 16 (16 accumulators, one B vector per step).
+//! - AVX-512 ([`Kernel::Avx512`]): a 14 x 32 tile of C in 28 of the 32 zmm registers (the
+//!   shape oneDNN's AVX-512 kernels use): per step of `p` it loads two vectors of B,
+//!   broadcasts 14 values of A, and issues 28 FMAs, so FMA throughput, not loads, is the
+//!   limit. Version 2's kernel is 16 x 16 (16 accumulators, one B vector per step).
+//! - AVX2 + FMA ([`Kernel::Avx2Fma`]): 16 ymm registers only, so a panel is taken as two
+//!   16-column halves, each a 6 x 16 tile of C in 12 registers (BLIS' Haswell shape): two B
+//!   loads and six broadcasts feed 12 FMAs per step of `p`. A's rows are read once per half.
 //!
-//! Edges: rows past a multiple of 14 run the same kernel with fewer rows (a const-generic
+//! Edges: rows past a multiple of `MR` run the same kernel with fewer rows (a const-generic
 //! instantiation per count), and columns past `n` in the last panel are masked on load and
-//! store. Without AVX-512 (checked at run time) callers use version 2 instead; see
-//! [`available`].
+//! store. Which kernel runs is chosen at run time ([`active`]): AVX-512 where the CPU has it
+//! (see [`best`] for why not AVX2), unless [`choose`] picked another (for benchmarks);
+//! otherwise callers use version 2.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A micro-kernel of version 4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// 14 x 32 tiles in zmm registers.
+    Avx512,
+    /// 6 x 16 tiles in ymm registers.
+    Avx2Fma,
+}
+
+impl Kernel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512 => "avx512",
+            Kernel::Avx2Fma => "avx2",
+        }
+    }
+
+    /// Whether this CPU can run it.
+    pub fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Kernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                Kernel::Avx2Fma => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+}
+
+/// Which kernel [`active`] reports: the best one (0), none (1), or a given one (2, 3).
+static CHOICE: AtomicU8 = AtomicU8::new(0);
+
+/// What the convolutions should use: `Some(kernel)`, or `None` for version 2; `None` here
+/// restores the default, [`best`]. An error (and no change) for a kernel the CPU lacks.
+pub fn choose(choice: Option<Option<Kernel>>) -> Result<(), String> {
+    let code = match choice {
+        None => 0,
+        Some(None) => 1,
+        Some(Some(k)) if !k.supported() => {
+            return Err(format!("this CPU cannot run the {} GEMM kernel", k.name()))
+        }
+        Some(Some(Kernel::Avx512)) => 2,
+        Some(Some(Kernel::Avx2Fma)) => 3,
+    };
+    CHOICE.store(code, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The kernel the convolutions use by default: AVX-512 where the CPU has it. The AVX2
+/// kernel is not a default: on the AVX-512 Xeon it was measured on (the only machine it has
+/// run on so far), it matched matrixmultiply on single GEMMs (76 vs 73 GFLOP/s at
+/// 256x1152x128, 36 vs 40 at 1024x288x32) but made a keras6 step slower (97 vs 178-222
+/// images/s), because each 16-column half re-reads A, which hurts the weight gradient's long
+/// A. Choose it with `bench --gemm avx2` to measure it on an AVX2-only CPU.
+pub fn best() -> Option<Kernel> {
+    Some(Kernel::Avx512).filter(|k| k.supported())
+}
+
+/// The kernel callers should use now (see [`choose`]); `None` means version 2.
+pub fn active() -> Option<Kernel> {
+    match CHOICE.load(Ordering::Relaxed) {
+        1 => None,
+        2 => Some(Kernel::Avx512),
+        3 => Some(Kernel::Avx2Fma),
+        _ => best(),
+    }
+}
 
 /// Columns per packed panel: two 16-lane AVX-512 vectors.
 pub const NR: usize = 32;
@@ -65,23 +146,33 @@ impl PackedB {
     }
 }
 
-/// Whether this CPU runs version 4 (AVX-512F).
+/// Whether version 4 should run (some kernel is [`active`]).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    active().is_some()
 }
 
-/// `C[m x n] = A[m x k] · B + beta · C` on one thread, A's element `(i, p)` at
-/// `a[i * a_rs + p * a_cs]`. `beta` must be 0 (overwrite, NaNs included) or 1 (accumulate).
-/// Panics if [`available`] is false or a slice is too short.
+/// `C[m x n] = A[m x k] · B + beta · C` on one thread with the [`active`] kernel, A's element
+/// `(i, p)` at `a[i * a_rs + p * a_cs]`. `beta` must be 0 (overwrite, NaNs included) or 1
+/// (accumulate). Panics if no kernel is active or a slice is too short.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_packed(
+    m: usize,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &PackedB,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let kernel = active().expect("gemm_packed needs AVX-512F or AVX2 + FMA; use gemm_serial");
+    gemm_packed_with(kernel, m, a, a_rs, a_cs, b, beta, c, ldc)
+}
+
+/// [`gemm_packed`] with a given kernel. Panics if this CPU cannot run it.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed_with(
+    kernel: Kernel,
     m: usize,
     a: &[f32],
     a_rs: usize,
@@ -96,7 +187,11 @@ pub fn gemm_packed(
         beta == 0.0 || beta == 1.0,
         "gemm_packed: beta must be 0 or 1"
     );
-    assert!(available(), "gemm_packed needs AVX-512F; use gemm_serial");
+    assert!(
+        kernel.supported(),
+        "gemm_packed: this CPU cannot run the {} kernel",
+        kernel.name()
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -107,11 +202,119 @@ pub fn gemm_packed(
     );
     assert!(c.len() >= (m - 1) * ldc + n, "gemm_packed: C too short");
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is available (asserted above); the asserts above bound every access:
-    // A's elements (i < m, p < k), rows < m of C (n floats each at stride ldc), and the packed
-    // panels hold k * NR floats each.
+    // SAFETY: the kernel's instruction set is available (asserted above); the asserts above
+    // bound every access: A's elements (i < m, p < k), rows < m of C (n floats each at stride
+    // ldc), and the packed panels hold k * NR floats each.
     unsafe {
-        avx512::gemm(m, k, n, a, (a_rs, a_cs), b, beta == 1.0, c, ldc)
+        match kernel {
+            Kernel::Avx512 => avx512::gemm(m, k, n, a, (a_rs, a_cs), b, beta == 1.0, c, ldc),
+            Kernel::Avx2Fma => avx2::gemm(m, k, n, a, (a_rs, a_cs), b, beta == 1.0, c, ldc),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{PackedB, NR};
+    use std::arch::x86_64::*;
+
+    /// Rows per micro-kernel call.
+    const MR: usize = 6;
+    /// Columns per tile: half a panel, two 8-lane vectors.
+    const HALF: usize = 16;
+
+    /// Lane masks (all ones where the column is valid) for a tile with `width` valid columns.
+    #[target_feature(enable = "avx2")]
+    fn masks(width: usize) -> (__m256i, __m256i) {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let w = width as i32;
+        (
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(w), lanes),
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(w - 8), lanes),
+        )
+    }
+
+    /// # Safety
+    /// AVX2 and FMA must be available, and the slices must hold what `gemm_packed_with`
+    /// checks (A's elements `(i < m, p < k)`, `m` rows of C, `b`'s panels).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        (a_rs, a_cs): (usize, usize),
+        b: &PackedB,
+        accumulate: bool,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        for panel in 0..n.div_ceil(NR) {
+            let j0 = panel * NR;
+            let width = NR.min(n - j0);
+            for half in 0..2 {
+                let jh = half * HALF;
+                if jh >= width {
+                    break;
+                }
+                let (m0, m1) = masks(width - jh);
+                let bp = b.panel(panel).as_ptr().add(jh);
+                let mut i0 = 0;
+                while i0 < m {
+                    let rows = MR.min(m - i0);
+                    let ap = a.as_ptr().add(i0 * a_rs);
+                    let cp = c.as_mut_ptr().add(i0 * ldc + j0 + jh);
+                    macro_rules! call {
+                        ($($r:literal)*) => {
+                            match rows {
+                                $($r => tile::<$r>(k, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, m0, m1),)*
+                                _ => unreachable!(),
+                            }
+                        };
+                    }
+                    call!(1 2 3 4 5 6);
+                    i0 += rows;
+                }
+            }
+        }
+    }
+
+    /// One `R x 16` tile of C: `R` rows of A times half a packed panel (row stride `NR`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile<const R: usize>(
+        k: usize,
+        a: *const f32,
+        (a_rs, a_cs): (usize, usize),
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        m0: __m256i,
+        m1: __m256i,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for p in 0..k {
+            let b0 = _mm256_loadu_ps(b.add(p * NR));
+            let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*a.add(r * a_rs + p * a_cs));
+                row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let cr = c.add(r * ldc);
+            let (mut lo, mut hi) = (row[0], row[1]);
+            if accumulate {
+                lo = _mm256_add_ps(lo, _mm256_maskload_ps(cr, m0));
+                hi = _mm256_add_ps(hi, _mm256_maskload_ps(cr.add(8), m1));
+            }
+            _mm256_maskstore_ps(cr, m0, lo);
+            _mm256_maskstore_ps(cr.add(8), m1, hi);
+        }
     }
 }
 
@@ -137,6 +340,9 @@ mod avx512 {
         (lo, hi)
     }
 
+    /// # Safety
+    /// AVX-512F must be available, and the slices must hold what `gemm_packed_with` checks
+    /// (A's elements `(i < m, p < k)`, `m` rows of C, `b`'s panels).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn gemm(
@@ -217,16 +423,36 @@ mod tests {
     use crate::gemm::{gemm_reference, Mat};
     use crate::testutil::{assert_close, random_vec};
 
+    /// The kernels this CPU runs; the others are named as skipped.
+    fn kernels() -> Vec<Kernel> {
+        [Kernel::Avx512, Kernel::Avx2Fma]
+            .into_iter()
+            .filter(|k| {
+                let ok = k.supported();
+                if !ok {
+                    eprintln!("skipped: this CPU cannot run the {} kernel", k.name());
+                }
+                ok
+            })
+            .collect()
+    }
+
     #[test]
     fn matches_reference_on_awkward_shapes() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
-            return;
+        for kernel in kernels() {
+            matches_reference_with(kernel);
         }
+    }
+
+    fn matches_reference_with(kernel: Kernel) {
         let mut pb = PackedB::default();
         for &(m, k, n) in &[
             (1, 1, 1),
             (14, 3, 32),
+            (6, 4, 16),
+            (7, 3, 8),
+            (5, 2, 20),
+            (12, 10, 47),
             (15, 7, 33),
             (13, 27, 32),
             (29, 288, 64),
@@ -254,12 +480,17 @@ mod tests {
                 gemm_reference(m, k, n, am, Mat::row_major(&b, n), beta, &mut want);
                 pb.pack(&b, k, n, n, 1);
                 let mut c = c0.clone();
-                gemm_packed(m, &a, lda, 1, &pb, beta, &mut c, ldc);
+                gemm_packed_with(kernel, m, &a, lda, 1, &pb, beta, &mut c, ldc);
                 let got: Vec<f32> = (0..m)
                     .flat_map(|i| c[i * ldc..i * ldc + n].to_vec())
                     .collect();
                 let tol = 1e-5 * (k as f32).sqrt().max(1.0);
-                assert_close(&got, &want, tol, &format!("{m}x{k}x{n} beta {beta}"));
+                assert_close(
+                    &got,
+                    &want,
+                    tol,
+                    &format!("{kernel:?} {m}x{k}x{n} beta {beta}"),
+                );
                 // Columns past n in each row of C are untouched.
                 for i in 0..m {
                     assert_eq!(
@@ -274,11 +505,14 @@ mod tests {
     /// A given transposed (rs = 1), as the weight gradient uses it.
     #[test]
     fn transposed_a_matches_reference() {
-        if !available() {
-            return;
+        for kernel in kernels() {
+            transposed_a_with(kernel);
         }
+    }
+
+    fn transposed_a_with(kernel: Kernel) {
         let mut pb = PackedB::default();
-        for &(m, k, n) in &[(288, 1024, 32), (27, 50, 64), (17, 9, 33)] {
+        for &(m, k, n) in &[(288, 1024, 32), (27, 50, 64), (17, 9, 33), (7, 5, 9)] {
             let a = random_vec(k * m, 5); // stored k x m: A = storedᵀ
             let b = random_vec(k * n, 6);
             let mut want = vec![0.0; m * n];
@@ -293,12 +527,12 @@ mod tests {
             );
             pb.pack(&b, k, n, n, 1);
             let mut got = vec![f32::NAN; m * n];
-            gemm_packed(m, &a, 1, m, &pb, 0.0, &mut got, n);
+            gemm_packed_with(kernel, m, &a, 1, m, &pb, 0.0, &mut got, n);
             assert_close(
                 &got,
                 &want,
                 1e-5 * (k as f32).sqrt(),
-                &format!("{m}x{k}x{n} Aᵀ"),
+                &format!("{kernel:?} {m}x{k}x{n} Aᵀ"),
             );
         }
     }
