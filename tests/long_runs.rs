@@ -219,7 +219,8 @@ fn ctrl_c_and_sigterm_stop_with_a_checkpoint_and_resume_exactly() {
 fn a_second_ctrl_c_exits_at_once() {
     let data = tiny_cifar("twice", 40);
     let run = data.join("run");
-    // Batches of 128 keep each step long (hundreds of ms), so both signals land in one step.
+    // One batch of all 200 images per epoch keeps each step long (about a second); the
+    // signals go in the middle of the second epoch's step, 20 ms apart.
     let child = spawn(&[
         "train",
         "--model",
@@ -227,7 +228,7 @@ fn a_second_ctrl_c_exits_at_once() {
         "--data",
         s(&data),
         "--batch-size",
-        "128",
+        "200",
         "--epochs",
         "50",
         "--device",
@@ -236,8 +237,10 @@ fn a_second_ctrl_c_exits_at_once() {
         s(&run),
     ]);
     wait_for("the first epoch", || history_rows(&run) >= 1);
+    // Past the end of epoch 1 (curves, checks) and into epoch 2's one long step.
+    std::thread::sleep(Duration::from_millis(500));
     signal(&child, libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(5));
+    std::thread::sleep(Duration::from_millis(20));
     signal(&child, libc::SIGINT);
     let o = child.wait_with_output().unwrap();
     let (out, err) = text(&o);
