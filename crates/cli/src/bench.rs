@@ -120,6 +120,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(1);
     let (x, y) = random_batch(&model, args.batch_size, &mut rng)?;
     let flops_per_image = model.training_flops_per_example();
+    let peak = (!device.is_gpu()).then(|| {
+        let (gflops, isa) = cpu::peak::fma_peak_gflops(300);
+        info!(
+            "FMA peak, measured: {gflops:.0} GFLOP/s ({isa}, {} threads, registers only)",
+            rayon::current_num_threads()
+        );
+        gflops
+    });
     info!(
         "model: {}, batch {}, {:.1} MFLOP forward and {:.1} MFLOP per training step per image (3x forward for trainable layers)",
         model.name(),
@@ -159,7 +167,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         // the host would measure recording, not the GPU.
         info!("per-layer profile: CPU only (each GPU step above is timed to completion, including its metrics readback)");
     } else if output::mode() == Mode::Normal {
-        profile(&model, opt.as_mut(), &x, &y, median)?;
+        profile(
+            &model,
+            opt.as_mut(),
+            &x,
+            &y,
+            median,
+            peak.unwrap_or(f64::NAN),
+        )?;
     }
     let ips = args.batch_size as f64 / median.as_secs_f64();
     let gflops = ips * flops_per_image as f64 / 1e9;
@@ -175,6 +190,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             "max_ms": ms(times[times.len() - 1]),
             "images_per_sec": ips,
             "effective_gflops": gflops,
+            "fma_peak_gflops": peak,
             "training_mflop_per_image": flops_per_image as f64 / 1e6,
         }));
     }
@@ -185,7 +201,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ms(times[times.len() - 1]),
         times.len()
     );
-    info!("effective: {gflops:.1} GFLOP/s");
+    match peak {
+        Some(p) => info!(
+            "effective: {gflops:.1} GFLOP/s ({:.0}% of the FMA peak)",
+            100.0 * gflops / p
+        ),
+        None => info!("effective: {gflops:.1} GFLOP/s"),
+    }
     println!("train images/s: {ips:.1}");
     Ok(())
 }
@@ -201,14 +223,20 @@ fn profile(
     x: &Tensor,
     y: &[u32],
     median: Duration,
+    peak: f64,
 ) -> anyhow::Result<()> {
     let mut tape = Tape::new();
     let input = tape.input(x.clone());
     let mut ctx = nn::Ctx::new(&model.store, true, 7);
     let mut h = input;
-    // (name, forward time, first node, end node)
-    let mut rows: Vec<(String, Duration, usize, usize)> = Vec::new();
-    for layer in model.layers() {
+    let batch = x.dims()[0] as f64;
+    // (name, forward time, first node, end node, forward and backward FLOPs)
+    let mut rows: Vec<(String, Duration, usize, usize, f64, f64)> = Vec::new();
+    for (i, layer) in model.layers().iter().enumerate() {
+        let (fwd_flops, trainable) = model.layer_flops(i);
+        // Backward: the input gradient (skipped for the first layer, whose input needs none)
+        // and, for trainable kernels, the weight gradient; each costs the forward's FLOPs.
+        let bwd_passes = usize::from(i > 0) + usize::from(trainable);
         let first = tape.len();
         let t = Instant::now();
         h = layer.forward(&mut tape, h, &mut ctx)?;
@@ -217,6 +245,8 @@ fn profile(
             t.elapsed(),
             first,
             tape.len(),
+            fwd_flops as f64 * batch,
+            (fwd_flops as f64) * batch * bwd_passes as f64,
         ));
     }
     let first = tape.len();
@@ -227,6 +257,8 @@ fn profile(
         t.elapsed(),
         first,
         tape.len(),
+        0.0,
+        0.0,
     ));
     let mut node_time = vec![Duration::ZERO; tape.len()];
     let mut grads = tape.backward_timed(loss, &mut |i, d| node_time[i] += d)?;
@@ -240,15 +272,35 @@ fn profile(
     opt.step(&mut store, updates, None)?;
     let opt_time = t.elapsed();
 
-    println!("per-layer time of one step (batch {}):", x.dims()[0]);
-    println!("  {:<30} {:>9} {:>9}", "layer", "fwd ms", "bwd ms");
+    println!(
+        "per-layer time of one step (batch {}; GFLOP/s and % of the FMA peak for conv and dense layers):",
+        x.dims()[0]
+    );
+    println!(
+        "  {:<30} {:>9} {:>9} {:>13} {:>13}",
+        "layer", "fwd ms", "bwd ms", "fwd GFLOP/s", "bwd GFLOP/s"
+    );
+    let rate = |flops: f64, d: Duration| {
+        if flops == 0.0 || d.is_zero() {
+            String::new()
+        } else {
+            let g = flops / d.as_secs_f64() / 1e9;
+            format!("{g:.0} ({:.0}%)", 100.0 * g / peak)
+        }
+    };
     let (mut tf, mut tb) = (Duration::ZERO, Duration::ZERO);
-    for (name, fwd, a, b) in &rows {
+    for (name, fwd, a, b, ff, bf) in &rows {
         // Parameter leaves are recorded inside a layer's span too; they have no backward.
         let bwd: Duration = node_time[*a..*b].iter().sum();
         tf += *fwd;
         tb += bwd;
-        println!("  {name:<30} {:>9.2} {:>9.2}", ms(*fwd), ms(bwd));
+        println!(
+            "  {name:<30} {:>9.2} {:>9.2} {:>13} {:>13}",
+            ms(*fwd),
+            ms(bwd),
+            rate(*ff, *fwd),
+            rate(*bf, bwd)
+        );
     }
     println!("  {:<30} {:>9.2} {:>9.2}", "total", ms(tf), ms(tb));
     let name = opt.describe();

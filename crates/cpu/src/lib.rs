@@ -23,6 +23,7 @@ pub mod gemm_packed;
 pub mod lrn;
 pub mod maxpool2d;
 pub mod padding;
+pub mod peak;
 pub mod relu;
 pub mod rmsprop;
 pub mod rng;

@@ -104,26 +104,37 @@ impl Sequential {
     }
 
     fn kernel_flops(&self, training: bool) -> u64 {
-        let mut flops = 0u64;
-        for layer in &self.layers {
-            let out = layer.output_shape();
-            for id in layer.params() {
-                let p = self.store.get(id);
-                if p.kind == ParamKind::Kernel {
-                    // A kernel's inputs x outputs multiply-adds per output position; residual
-                    // blocks report their own output shape, which all their kernels share
-                    // except a strided first conv (whose output is that same shape too).
-                    let positions: usize = out[..out.len() - 1].iter().product();
-                    let fwd = 2 * (positions * p.value.numel()) as u64;
-                    flops += if training && p.trainable {
-                        3 * fwd
-                    } else {
-                        fwd
-                    };
+        (0..self.layers.len())
+            .map(|i| {
+                let (fwd, trainable) = self.layer_flops(i);
+                if training && trainable {
+                    3 * fwd
+                } else {
+                    fwd
                 }
+            })
+            .sum()
+    }
+
+    /// Forward floating-point operations per example of layer `i`'s kernels (conv and dense;
+    /// 0 for other layers), and whether those kernels train.
+    pub fn layer_flops(&self, i: usize) -> (u64, bool) {
+        let layer = &self.layers[i];
+        let out = layer.output_shape();
+        let mut flops = 0u64;
+        let mut trainable = false;
+        for id in layer.params() {
+            let p = self.store.get(id);
+            if p.kind == ParamKind::Kernel {
+                // A kernel's inputs x outputs multiply-adds per output position; residual
+                // blocks report their own output shape, which all their kernels share
+                // except a strided first conv (whose output is that same shape too).
+                let positions: usize = out[..out.len() - 1].iter().product();
+                flops += 2 * (positions * p.value.numel()) as u64;
+                trainable |= p.trainable;
             }
         }
-        flops
+        (flops, trainable)
     }
 }
 
