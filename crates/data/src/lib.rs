@@ -32,6 +32,7 @@ pub mod dir;
 pub mod download;
 pub mod error;
 pub mod pickle;
+mod pickle_scan;
 pub mod split;
 
 pub use augment::{
@@ -45,8 +46,8 @@ pub use cifar::{
 };
 pub use dir::{load, load_test, load_train, read_batch, resolve_dir, Format};
 pub use download::{
-    download_and_unpack, find_or_download, CIFAR10_BINARY_MD5, CIFAR10_BINARY_SIZE,
-    CIFAR10_BINARY_URL,
+    download_and_unpack, find_or_download, load_or_download, CIFAR10_BINARY_MD5,
+    CIFAR10_BINARY_SIZE, CIFAR10_BINARY_URL,
 };
 pub use error::DataError;
 pub use pickle::{parse_python_batch, read_python_batch};
