@@ -55,8 +55,12 @@ pub fn parse_python_batch(path: &Path, bytes: &[u8]) -> Result<Dataset, DataErro
         });
     }
     crate::pickle_scan::check(bytes).map_err(|why| bad(path, why))?;
-    let value = serde_pickle::value_from_slice(bytes, options())
-        .map_err(|e| bad(path, format!("it could not be unpickled ({e})")))?;
+    let value = serde_pickle::value_from_slice(bytes, options()).map_err(|e| {
+        bad(
+            path,
+            format!("it could not be unpickled ({})", clip(&e.to_string())),
+        )
+    })?;
     decode_batch(path, value)
 }
 
@@ -263,6 +267,16 @@ fn bad(path: &Path, reason: String) -> DataError {
     DataError::BadPickle {
         path: path.to_path_buf(),
         reason,
+    }
+}
+
+/// `msg` cut to at most 200 characters: serde-pickle's "invalid stack top" errors print the
+/// whole offending value, which for a batch's pixel array is tens of megabytes of numbers.
+fn clip(msg: &str) -> String {
+    const MAX: usize = 200;
+    match msg.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{} …", &msg[..at]),
+        None => msg.to_string(),
     }
 }
 
