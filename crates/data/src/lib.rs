@@ -5,7 +5,7 @@
 //! * [`pickle`]: reader for the python version (`data_batch_1` …, pickled numpy arrays).
 //! * [`dir`]: locating a CIFAR-10 folder ([`resolve_dir`]) and loading its train/test splits.
 //! * [`download`]: fetching the official archive with size and md5 checks, and the
-//!   "use what is there, else download" policy ([`find_or_download`]).
+//!   "use what is there, else download" policy ([`find_or_download`], [`load_or_download`]).
 //! * [`batch`]: per-epoch shuffles and filling caller-owned f32 batch buffers.
 //! * [`split`]: hold-out validation splits ([`split_last`]: the last 10% as in article 004).
 //! * [`augment`]: normalisation (per channel, per image) and augmentation (flip, shift,
@@ -16,8 +16,8 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! let dir = data::find_or_download(None, Path::new("data"))?;
-//! let cifar = data::load(&dir)?;
+//! // The default folder "data" is filled by a download if it holds no CIFAR-10 yet.
+//! let (_dir, cifar) = data::load_or_download(None, Path::new("data"))?;
 //! let order = data::shuffled_indices(cifar.train.len(), 42, 0);
 //! let (mut x, mut y) = (vec![0.0f32; 128 * data::IMAGE_BYTES], vec![0u32; 128]);
 //! data::fill_batch(&cifar.train, &order[..128], 1.0 / 255.0, &mut x, &mut y);

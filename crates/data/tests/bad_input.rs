@@ -517,3 +517,27 @@ fn errors_a_download_would_not_fix_get_no_hint() {
         DataError::InDownloadFolder { .. }
     ));
 }
+
+/// The bomb checks must not refuse real batches: full-size (10,000-image) pickles as Python 3
+/// writes them at protocols 2 (bytes spelled as latin-1 text, the costliest) and 5 load.
+#[test]
+fn full_size_pickles_pass_the_bomb_checks() {
+    let n = 10_000;
+    let records = binary_records(n, 3, 77);
+    let (labels, raw) = common::split_records(&records);
+    let names: Vec<String> = (0..n).map(|i| format!("img_{i:06}.png")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let batch = common::Py3Batch {
+        raw: &raw,
+        shape: &[n as u32, 3072],
+        labels: &labels,
+        filenames: &names,
+        str_keys: false,
+    };
+    let expected = data::parse_records(Path::new("x"), &records).unwrap();
+    for bytes in [common::py3_protocol2(&batch), common::py3_protocol5(&batch)] {
+        let got = parse_python_batch(Path::new("full"), &bytes).unwrap();
+        assert_eq!(got.len(), n);
+        assert!(got == expected);
+    }
+}
