@@ -106,7 +106,8 @@ pub fn find_or_download(data: Option<&Path>, default_dir: &Path) -> Result<PathB
 ///
 /// When the data comes from `default_dir` (no `data` folder was given), a bad or missing batch
 /// file there is wrapped in [`DataError::InDownloadFolder`], whose message adds that deleting
-/// the folder makes the next run download a fresh copy. For a `data` folder it is not said:
+/// the CIFAR-10 folder (e.g. `data/cifar-10-batches-bin`) makes the next run download a fresh
+/// copy. For a `data` folder it is not said:
 /// that folder is never downloaded into.
 pub fn load_or_download(
     data: Option<&Path>,
@@ -115,7 +116,7 @@ pub fn load_or_download(
     let folder = find_or_download(data, default_dir)?;
     match crate::dir::load(&folder) {
         Ok(cifar) => Ok((folder, cifar)),
-        Err(e) if data.is_none() => Err(e.in_download_folder(default_dir)),
+        Err(e) if data.is_none() => Err(e.in_download_folder(&folder)),
         Err(e) => Err(e),
     }
 }

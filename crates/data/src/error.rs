@@ -120,14 +120,14 @@ pub enum DataError {
         name: String,
     },
 
-    /// A bad or incomplete file in the folder [`crate::find_or_download`] downloads into (no
-    /// `--data` given): `error` plus the hint that deleting the folder fetches a fresh copy.
-    /// Made by [`crate::load_or_download`]; reader functions never say it, because a folder
-    /// passed with `--data` is never downloaded into.
-    #[error("{error}. {} is the folder CIFAR-10 is downloaded into: delete it and the next run \
-             downloads a fresh copy", folder.display())]
+    /// A bad or incomplete file in the CIFAR-10 folder found in (or downloaded into) the default
+    /// folder, used when no `--data` is given: `error` plus the hint that deleting `folder`
+    /// makes the next run download a fresh copy. Made by [`crate::load_or_download`]; reader
+    /// functions never say it, because a folder passed with `--data` is never downloaded into.
+    #[error("{error}. As no --data was given, you can also delete {} and the next run downloads \
+             a fresh copy", folder.display())]
     InDownloadFolder {
-        /// The default data folder.
+        /// The CIFAR-10 folder in the default folder (e.g. `data/cifar-10-batches-bin`).
         folder: PathBuf,
         /// What is wrong in it.
         error: Box<DataError>,
@@ -209,9 +209,9 @@ impl DataError {
         }
     }
 
-    /// This error, found in `folder`, the folder CIFAR-10 is downloaded into when no `--data`
-    /// is given: a damaged or missing batch file becomes [`DataError::InDownloadFolder`], which
-    /// adds that deleting the folder fetches a fresh copy. Errors that a new download would not
+    /// This error, found in `folder`, a CIFAR-10 folder inside the default folder (used when no
+    /// `--data` is given): a damaged or missing batch file becomes
+    /// [`DataError::InDownloadFolder`], which adds that deleting `folder` fetches a fresh copy. Errors that a new download would not
     /// fix (permissions, a failed download) are returned unchanged.
     pub fn in_download_folder(self, folder: &std::path::Path) -> Self {
         match self {

@@ -464,9 +464,9 @@ fn redownload_hint_only_for_the_download_folder() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{truncated}. {} is the folder CIFAR-10 is downloaded into: delete it and the next \
-             run downloads a fresh copy",
-            dir.display()
+            "{truncated}. As no --data was given, you can also delete {} and the next run \
+             downloads a fresh copy",
+            bin.display()
         )
     );
     assert!(err.source().is_none());
@@ -487,7 +487,10 @@ fn redownload_hint_only_for_the_download_folder() {
     let msg = load_or_download(None, &dir).unwrap_err().to_string();
     assert!(msg.contains("missing data_batch_5.bin"), "{msg}");
     assert!(
-        msg.contains("delete it and the next run downloads"),
+        msg.contains(&format!(
+            "delete {} and the next run downloads",
+            bin.display()
+        )),
         "{msg}"
     );
 
