@@ -9,7 +9,8 @@
 //!
 //! [`find_or_download`] is the policy the CLI uses: an explicit `--data` folder is only ever
 //! resolved, never downloaded into; without one, the default folder is used if it already holds
-//! CIFAR-10 and filled by a download otherwise.
+//! CIFAR-10 and filled by a download otherwise. [`load_or_download`] adds the loading, and the
+//! "delete the folder to download it again" hint for bad files in the default folder only.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, IsTerminal, Read, Write};
@@ -20,6 +21,7 @@ use flate2::read::GzDecoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
 
+use crate::cifar::Cifar10;
 use crate::dir::resolve_dir;
 use crate::error::DataError;
 
@@ -98,6 +100,25 @@ pub fn find_or_download(data: Option<&Path>, default_dir: &Path) -> Result<PathB
         default_dir,
         true,
     )
+}
+
+/// [`find_or_download`], then [`crate::load`]: the CIFAR-10 folder and both splits.
+///
+/// When the data comes from `default_dir` (no `data` folder was given), a bad or missing batch
+/// file there is wrapped in [`DataError::InDownloadFolder`], whose message adds that deleting
+/// the CIFAR-10 folder (e.g. `data/cifar-10-batches-bin`) makes the next run download a fresh
+/// copy. For a `data` folder it is not said:
+/// that folder is never downloaded into.
+pub fn load_or_download(
+    data: Option<&Path>,
+    default_dir: &Path,
+) -> Result<(PathBuf, Cifar10), DataError> {
+    let folder = find_or_download(data, default_dir)?;
+    match crate::dir::load(&folder) {
+        Ok(cifar) => Ok((folder, cifar)),
+        Err(e) if data.is_none() => Err(e.in_download_folder(&folder)),
+        Err(e) => Err(e),
+    }
 }
 
 /// The archive's file name: the URL's last path segment if it is a plain name, else a default.

@@ -32,21 +32,33 @@ pub enum DataError {
     },
 
     /// The operating system refused to read or write a file or folder.
-    #[error("{}: {action} failed: {source}. Check that the path exists, is readable/writable \
-             and that the disk is not full", path.display())]
+    ///
+    /// The message includes `cause`, so it is deliberately not also given as the error's
+    /// `source()`: chain printers (anyhow's `{:#}`) would show it twice.
+    #[error("{}: {action} failed: {}. {}", path.display(), cause, io_hint(cause))]
     Io {
         /// The file or folder involved.
         path: PathBuf,
         /// What we were doing, e.g. "reading" or "creating the folder".
         action: &'static str,
         /// The underlying error.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
+    },
+
+    /// A batch file name that is a folder or a device rather than a regular file.
+    #[error("{}: {}, not a CIFAR-10 batch file. Move it away and put the batch file there",
+            path.display(),
+            if *is_dir { "is a directory" } else { "is not a regular file" })]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// True for a folder; false for a device, pipe or socket.
+        is_dir: bool,
     },
 
     /// A batch file has zero bytes.
     #[error("{}: the file is empty (0 bytes), so it holds no CIFAR-10 images. Re-extract it from \
-             the CIFAR-10 archive, or delete it so that it is downloaded again", path.display())]
+             the CIFAR-10 archive", path.display())]
     EmptyFile {
         /// The empty file.
         path: PathBuf,
@@ -54,8 +66,8 @@ pub enum DataError {
 
     /// A binary batch whose size is not a multiple of the 3073-byte record size.
     #[error("{}: truncated: {len} bytes is not a whole number of 3073-byte records; expected e.g. \
-             30,730,000 bytes for a full batch. Re-extract it from cifar-10-binary.tar.gz, or \
-             delete it so that it is downloaded again", path.display())]
+             30,730,000 bytes for a full batch. Re-extract it from cifar-10-binary.tar.gz",
+             path.display())]
     Truncated {
         /// The short file.
         path: PathBuf,
@@ -100,13 +112,25 @@ pub enum DataError {
     /// A CIFAR-10 folder that lacks one of the six batch files.
     #[error("{}: missing {name}; a CIFAR-10 folder needs data_batch_1 … data_batch_5 and \
              test_batch (all with .bin, or all without for the python version). Re-extract the \
-             archive into {}, or delete that folder so that the next run downloads a fresh copy",
-             dir.join(name).display(), dir.display())]
+             archive into {}", dir.join(name).display(), dir.display())]
     MissingBatch {
         /// The folder that was resolved as holding CIFAR-10.
         dir: PathBuf,
         /// The missing file's name, e.g. `data_batch_3.bin`.
         name: String,
+    },
+
+    /// A bad or incomplete file in the CIFAR-10 folder found in (or downloaded into) the default
+    /// folder, used when no `--data` is given: `error` plus the hint that deleting `folder`
+    /// makes the next run download a fresh copy. Made by [`crate::load_or_download`]; reader
+    /// functions never say it, because a folder passed with `--data` is never downloaded into.
+    #[error("{error}. As no --data was given, you can also delete {} and the next run downloads \
+             a fresh copy", folder.display())]
+    InDownloadFolder {
+        /// The CIFAR-10 folder in the default folder (e.g. `data/cifar-10-batches-bin`).
+        folder: PathBuf,
+        /// What is wrong in it.
+        error: Box<DataError>,
     },
 
     /// The archive could not be fetched (offline, refused, HTTP error, broken transfer).
@@ -148,6 +172,18 @@ pub enum DataError {
     },
 }
 
+/// What to do about an I/O error, by its kind.
+fn io_hint(cause: &io::Error) -> &'static str {
+    match cause.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "Check its permissions (and those of the folders above it): this user must be able \
+             to read it"
+        }
+        io::ErrorKind::OutOfMemory => "Free some memory, or check that this is the right file",
+        _ => "Check that the path exists, is readable/writable and that the disk is not full",
+    }
+}
+
 /// The folder a file should be in, for messages ("." when the path has no parent).
 fn parent_of(path: &std::path::Path) -> String {
     match path.parent() {
@@ -168,8 +204,28 @@ impl DataError {
             DataError::Io {
                 path: path.to_path_buf(),
                 action: "reading",
-                source,
+                cause: source,
             }
+        }
+    }
+
+    /// This error, found in `folder`, a CIFAR-10 folder inside the default folder (used when no
+    /// `--data` is given): a damaged or missing batch file becomes
+    /// [`DataError::InDownloadFolder`], which adds that deleting `folder` fetches a fresh copy. Errors that a new download would not
+    /// fix (permissions, a failed download) are returned unchanged.
+    pub fn in_download_folder(self, folder: &std::path::Path) -> Self {
+        match self {
+            DataError::MissingFile { .. }
+            | DataError::EmptyFile { .. }
+            | DataError::Truncated { .. }
+            | DataError::BadLabel { .. }
+            | DataError::BadPickle { .. }
+            | DataError::MissingBatch { .. }
+            | DataError::NotAFile { .. } => DataError::InDownloadFolder {
+                folder: folder.to_path_buf(),
+                error: Box::new(self),
+            },
+            other => other,
         }
     }
 
@@ -178,7 +234,7 @@ impl DataError {
         DataError::Io {
             path: path.to_path_buf(),
             action,
-            source,
+            cause: source,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! * [`pickle`]: reader for the python version (`data_batch_1` …, pickled numpy arrays).
 //! * [`dir`]: locating a CIFAR-10 folder ([`resolve_dir`]) and loading its train/test splits.
 //! * [`download`]: fetching the official archive with size and md5 checks, and the
-//!   "use what is there, else download" policy ([`find_or_download`]).
+//!   "use what is there, else download" policy ([`find_or_download`], [`load_or_download`]).
 //! * [`batch`]: per-epoch shuffles and filling caller-owned f32 batch buffers.
 //! * [`split`]: hold-out validation splits ([`split_last`]: the last 10% as in article 004).
 //! * [`augment`]: normalisation (per channel, per image) and augmentation (flip, shift,
@@ -16,8 +16,8 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! let dir = data::find_or_download(None, Path::new("data"))?;
-//! let cifar = data::load(&dir)?;
+//! // The default folder "data" is filled by a download if it holds no CIFAR-10 yet.
+//! let (_dir, cifar) = data::load_or_download(None, Path::new("data"))?;
 //! let order = data::shuffled_indices(cifar.train.len(), 42, 0);
 //! let (mut x, mut y) = (vec![0.0f32; 128 * data::IMAGE_BYTES], vec![0u32; 128]);
 //! data::fill_batch(&cifar.train, &order[..128], 1.0 / 255.0, &mut x, &mut y);
@@ -32,6 +32,7 @@ pub mod dir;
 pub mod download;
 pub mod error;
 pub mod pickle;
+mod pickle_scan;
 pub mod split;
 
 pub use augment::{
@@ -45,8 +46,8 @@ pub use cifar::{
 };
 pub use dir::{load, load_test, load_train, read_batch, resolve_dir, Format};
 pub use download::{
-    download_and_unpack, find_or_download, CIFAR10_BINARY_MD5, CIFAR10_BINARY_SIZE,
-    CIFAR10_BINARY_URL,
+    download_and_unpack, find_or_download, load_or_download, CIFAR10_BINARY_MD5,
+    CIFAR10_BINARY_SIZE, CIFAR10_BINARY_URL,
 };
 pub use error::DataError;
 pub use pickle::{parse_python_batch, read_python_batch};

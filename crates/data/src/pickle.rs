@@ -30,8 +30,6 @@
 //!
 //! Any unexpected structure is a [`DataError::BadPickle`] that says what was found.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use serde_pickle::{DeOptions, HashableValue, Value};
@@ -41,27 +39,28 @@ use crate::error::DataError;
 
 /// Reads one python-version batch file into a [`Dataset`] (images transposed to HWC).
 pub fn read_python_batch(path: &Path) -> Result<Dataset, DataError> {
-    let file = File::open(path).map_err(|e| DataError::open(path, e))?;
-    let len = file.metadata().map_err(|e| DataError::open(path, e))?.len();
-    if len == 0 {
-        return Err(DataError::EmptyFile {
-            path: path.to_path_buf(),
-        });
-    }
-    let value = serde_pickle::value_from_reader(BufReader::new(file), options())
-        .map_err(|e| bad(path, format!("it could not be unpickled ({e})")))?;
-    decode_batch(path, value)
+    let bytes = crate::binary::read_file(path)?;
+    parse_python_batch(path, &bytes)
 }
 
 /// Decodes a python-version batch already in memory. `path` is only used in error messages.
+///
+/// Before `serde-pickle` sees the bytes, [`crate::pickle_scan::check`] refuses pickles that
+/// would overflow its stack (deep nesting) or make it allocate far more than the file's size
+/// (shared values repeated); see that module.
 pub fn parse_python_batch(path: &Path, bytes: &[u8]) -> Result<Dataset, DataError> {
     if bytes.is_empty() {
         return Err(DataError::EmptyFile {
             path: path.to_path_buf(),
         });
     }
-    let value = serde_pickle::value_from_slice(bytes, options())
-        .map_err(|e| bad(path, format!("it could not be unpickled ({e})")))?;
+    crate::pickle_scan::check(bytes).map_err(|why| bad(path, why))?;
+    let value = serde_pickle::value_from_slice(bytes, options()).map_err(|e| {
+        bad(
+            path,
+            format!("it could not be unpickled ({})", clip(&e.to_string())),
+        )
+    })?;
     decode_batch(path, value)
 }
 
@@ -142,9 +141,19 @@ fn decode_batch(path: &Path, value: Value) -> Result<Dataset, DataError> {
                 index,
                 label,
             }),
+            Value::Int(big) => Err(bad(
+                path,
+                format!(
+                    "b'labels'[{index}] is {}, but CIFAR-10 labels are 0..=9",
+                    big_int(&big)
+                ),
+            )),
             other => Err(bad(
                 path,
-                format!("label {index} is {}, expected an int", kind(&other)),
+                format!(
+                    "b'labels'[{index}] is {}, expected an int in 0..=9",
+                    kind(&other)
+                ),
             )),
         })
         .collect::<Result<Vec<u8>, DataError>>()?;
@@ -218,6 +227,7 @@ fn ndarray_parts(value: Value) -> Result<(Vec<usize>, bool, Vec<u8>), String> {
             .into_iter()
             .map(|d| match d {
                 Value::I64(d) => usize::try_from(d).map_err(|_| d.to_string()),
+                Value::Int(big) => Err(big_int(&big)),
                 other => Err(kind(&other)),
             })
             .collect::<Result<Vec<usize>, String>>()
@@ -260,6 +270,16 @@ fn bad(path: &Path, reason: String) -> DataError {
     }
 }
 
+/// `msg` cut to at most 200 characters: serde-pickle's "invalid stack top" errors print the
+/// whole offending value, which for a batch's pixel array is tens of megabytes of numbers.
+fn clip(msg: &str) -> String {
+    const MAX: usize = 200;
+    match msg.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{} …", &msg[..at]),
+        None => msg.to_string(),
+    }
+}
+
 fn fmt_shape(shape: &[usize]) -> String {
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
     if dims.len() == 1 {
@@ -274,7 +294,8 @@ fn kind(v: &Value) -> String {
     match v {
         Value::None => "None".into(),
         Value::Bool(_) => "a bool".into(),
-        Value::I64(_) | Value::Int(_) => "an int".into(),
+        Value::I64(_) => "an int".into(),
+        Value::Int(big) => format!("the int {}", big_int(big)),
         Value::F64(_) => "a float".into(),
         Value::Bytes(b) => format!("a {}-byte string", b.len()),
         Value::String(_) => "a str".into(),
@@ -282,6 +303,15 @@ fn kind(v: &Value) -> String {
         Value::Tuple(v) => format!("a tuple of {}", v.len()),
         Value::Set(_) | Value::FrozenSet(_) => "a set".into(),
         Value::Dict(_) => "a dict".into(),
+    }
+}
+
+/// An integer too large for an i64, in decimal when that is short enough to read.
+fn big_int(big: &num_bigint::BigInt) -> String {
+    if big.bits() <= 128 {
+        big.to_string()
+    } else {
+        format!("a {}-bit integer", big.bits())
     }
 }
 
