@@ -145,3 +145,23 @@ fn training_checkpoints_restore_the_optimiser() {
         .to_string();
     assert!(err.contains("not a resumable checkpoint"), "{err}");
 }
+
+/// A device or a folder given as a weights file is refused at once (/dev/zero would be read
+/// until memory runs out).
+#[test]
+fn devices_and_folders_are_not_weights_files() {
+    let mut m = models::build("keras6", 1).unwrap();
+    let err = nn::checkpoint::load(&mut m, std::path::Path::new("/dev/zero"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/dev/zero") && err.contains("not a regular file"),
+        "{err}"
+    );
+    let dir = std::env::temp_dir();
+    let err = nn::checkpoint::load(&mut m, &dir).unwrap_err().to_string();
+    assert!(err.contains("is a directory"), "{err}");
+    assert!(!nn::checkpoint::is_native(std::path::Path::new(
+        "/dev/zero"
+    )));
+}

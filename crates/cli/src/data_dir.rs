@@ -20,3 +20,9 @@ pub fn default_dir() -> PathBuf {
 pub fn find(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(data::find_or_download(flag, &default_dir())?)
 }
+
+/// [`find`], then both splits loaded; an error in a downloaded folder says how to get a fresh
+/// copy (delete it and run again), which `--data` folders are never given.
+pub fn load(flag: Option<&Path>) -> anyhow::Result<(PathBuf, data::Cifar10)> {
+    Ok(data::load_or_download(flag, &default_dir())?)
+}

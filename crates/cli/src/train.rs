@@ -219,9 +219,8 @@ fn load_data(
     recipe: &models::Recipe,
     args: &TrainArgs,
 ) -> anyhow::Result<(PathBuf, Dataset, Dataset, Dataset)> {
-    let data_dir = crate::data_dir::find(args.data.as_deref())?;
-    let all_train = data::load_train(&data_dir)?;
-    let test_set = data::load_test(&data_dir)?;
+    let (data_dir, cifar) = crate::data_dir::load(args.data.as_deref())?;
+    let (all_train, test_set) = (cifar.train, cifar.test);
     let (train_set, val_set, val_name) = match recipe.validation {
         models::Validation::TestSet => (all_train, test_set.clone(), "test_batch"),
         models::Validation::SplitLast(f) => {

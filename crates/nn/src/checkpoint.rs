@@ -177,16 +177,39 @@ pub fn metadata(path: &Path) -> Result<HashMap<String, String>, NnError> {
     let data = read(path)?;
     let (_, meta) = SafeTensors::read_metadata(&data).map_err(|e| NnError::CheckpointRead {
         path: path.to_path_buf(),
-        detail: format!("not a scratchnet weights file (safetensors header unreadable: {e})"),
+        detail: format!(
+            "damaged, or not a scratchnet weights file (safetensors header unreadable: {e})"
+        ),
     })?;
     Ok(meta.metadata().clone().unwrap_or_default())
 }
 
+/// The whole file, if it is a regular file that fits in memory: a device such as /dev/zero
+/// would be read forever, and a file larger than memory would abort the process.
 fn read(path: &Path) -> Result<Vec<u8>, NnError> {
-    std::fs::read(path).map_err(|e| NnError::CheckpointRead {
+    use std::io::Read;
+    let rerr = |detail: String| NnError::CheckpointRead {
         path: path.to_path_buf(),
-        detail: e.to_string(),
-    })
+        detail,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| rerr(e.to_string()))?;
+    if meta.is_dir() {
+        return Err(rerr("is a directory, not a weights file".into()));
+    }
+    if !meta.is_file() {
+        return Err(rerr("is not a regular file".into()));
+    }
+    let len = usize::try_from(meta.len()).map_err(|_| rerr("is too large".into()))?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(len).map_err(|_| {
+        rerr(format!(
+            "is {len} bytes, more than this machine can hold in memory"
+        ))
+    })?;
+    std::fs::File::open(path)
+        .and_then(|f| f.take(len as u64).read_to_end(&mut data))
+        .map_err(|e| rerr(e.to_string()))?;
+    Ok(data)
 }
 
 /// The file's tensors and metadata, once its format tag and model name are checked.
@@ -201,7 +224,7 @@ fn open_native<'d>(
     };
     let (_, meta) = SafeTensors::read_metadata(data).map_err(|e| {
         rerr(format!(
-            "not a scratchnet weights file (safetensors header unreadable: {e})"
+            "damaged, or not a scratchnet weights file (safetensors header unreadable: {e})"
         ))
     })?;
     let info = meta.metadata().clone().unwrap_or_default();
@@ -322,7 +345,7 @@ pub fn import_mapped(
 
 /// Whether `path` is a scratchnet weights file (rather than an imported one).
 pub fn is_native(path: &Path) -> bool {
-    let Ok(data) = std::fs::read(path) else {
+    let Ok(data) = read(path) else {
         return false;
     };
     SafeTensors::read_metadata(&data)
