@@ -249,8 +249,12 @@ fn a_second_ctrl_c_exits_at_once() {
         !out.contains("resume with"),
         "stopped cleanly instead:\n{out}"
     );
-    let (out, _) = train(&["train", "--resume", s(&run), "--epochs", "2"]);
-    assert!(out.contains("Epoch 2/2"), "{out}");
+    // One epoch more than the checkpoint holds (however far the run got before the signals).
+    let meta = metadata(&run.join("checkpoint.safetensors"));
+    let training: serde_json::Value = serde_json::from_str(&meta["training"]).unwrap();
+    let next = training["epochs_done"].as_u64().unwrap() + 1;
+    let (out, _) = train(&["train", "--resume", s(&run), "--epochs", &next.to_string()]);
+    assert!(out.contains(&format!("Epoch {next}/{next}")), "{out}");
 }
 
 /// `kill -9` in the middle of training: the last completed checkpoint is intact, a resume
@@ -580,4 +584,67 @@ fn curves_are_drawn_and_runs_compared() {
 
 fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// A run killed before its first checkpoint starts over on --resume, from its
+/// --init-weights; and --max-steps limits one session, not the resumed one.
+#[test]
+fn resume_starts_over_from_init_weights_and_drops_max_steps() {
+    let data = tiny_cifar("initresume", 40);
+    let init = data.join("init.safetensors");
+    nn::checkpoint::save(&models::build("keras6", 9).unwrap(), &init).unwrap();
+    let run = data.join("run");
+    let mut child = spawn(&[
+        "train",
+        "--model",
+        "keras6",
+        "--data",
+        s(&data),
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--init-weights",
+        s(&init),
+        "--device",
+        "cpu",
+        "--run-dir",
+        s(&run),
+    ]);
+    wait_for("the run to start", || run.join("history.csv").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !run.join("checkpoint.safetensors").exists(),
+        "the first epoch ended before the kill: the test needs a slower epoch"
+    );
+    let (out, _) = train(&["train", "--resume", s(&run)]);
+    assert!(out.contains("starting it from the beginning"), "{out}");
+    assert!(
+        out.contains(&format!("initial weights: {}", s(&init))),
+        "{out}"
+    );
+
+    let run = data.join("smoke");
+    let (out, _) = train(&[
+        "train",
+        "--model",
+        "keras6",
+        "--data",
+        s(&data),
+        "--batch-size",
+        "100",
+        "--epochs",
+        "3",
+        "--max-steps",
+        "2",
+        "--device",
+        "cpu",
+        "--run-dir",
+        s(&run),
+    ]);
+    assert!(out.contains("stopped after 2 steps"), "{out}");
+    let (out, _) = train(&["train", "--resume", s(&run)]);
+    assert!(out.contains("Epoch 3/3"), "{out}");
+    assert_eq!(history_rows(&run), 3);
 }

@@ -146,7 +146,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             wd,
         )?;
     }
-    let mut times = Vec::with_capacity(args.steps);
+    let mut times = Vec::new();
     for s in 0..args.steps {
         let t = Instant::now();
         nn::step::train_step_l2(

@@ -10,25 +10,43 @@ use std::sync::Arc;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-/// The signal that asked the run to stop, if one did.
-#[derive(Clone)]
+/// The signal that asked the run to stop, if one did. The handlers are removed when this
+/// value drops, so Ctrl-C ends the process at once again after training.
 pub struct Interrupt {
     signal: Arc<AtomicUsize>,
+    handlers: Vec<signal_hook::SigId>,
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        for id in self.handlers.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
 }
 
 impl Interrupt {
     /// Installs the handlers for SIGINT and SIGTERM.
     pub fn install() -> anyhow::Result<Interrupt> {
         let signal = Arc::new(AtomicUsize::new(0));
+        let mut handlers = Vec::new();
         for sig in [SIGINT, SIGTERM] {
             // Registered first, so it runs first: when a signal has already been received,
             // this one exits at once (with the status the shell reports for that signal).
             let already = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&already))?;
-            signal_hook::flag::register(sig, already)?;
-            signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)?;
+            handlers.push(signal_hook::flag::register_conditional_shutdown(
+                sig,
+                128 + sig,
+                Arc::clone(&already),
+            )?);
+            handlers.push(signal_hook::flag::register(sig, already)?);
+            handlers.push(signal_hook::flag::register_usize(
+                sig,
+                Arc::clone(&signal),
+                sig as usize,
+            )?);
         }
-        Ok(Interrupt { signal })
+        Ok(Interrupt { signal, handlers })
     }
 
     /// The signal received (SIGINT or SIGTERM), if any.

@@ -106,6 +106,15 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if output::mode() == output::Mode::Json {
+                // A consumer reading stdout learns how the command ended, too.
+                let end = serde_json::json!({
+                    "event": "end",
+                    "status": "error",
+                    "message": format!("{e:#}"),
+                });
+                let _ = output::json(&end);
+            }
             ExitCode::FAILURE
         }
     }

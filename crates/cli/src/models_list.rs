@@ -46,8 +46,7 @@ fn rows() -> anyhow::Result<Vec<ModelRow>> {
 pub fn list(args: &ModelsArgs) -> anyhow::Result<()> {
     let rows = rows()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
+        return crate::output::json(&rows);
     }
     println!(
         "{:<19} {:>12} {:>8}  {:<18} reported / default recipe",

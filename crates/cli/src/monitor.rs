@@ -78,9 +78,10 @@ impl Monitor {
         improved
     }
 
-    /// Whether a run with this `patience` should stop now.
+    /// Whether a run with this `patience` should stop now. As in Keras, a patience of 0 acts
+    /// as 1: the run stops at the first epoch without improvement, never before the first.
     pub fn exhausted(&self, patience: Option<usize>) -> bool {
-        patience.is_some_and(|p| self.since_best >= p)
+        patience.is_some_and(|p| self.since_best >= p.max(1))
     }
 
     /// `best: epoch 3, val_acc 0.4120`, or that there is none yet.
@@ -132,5 +133,13 @@ mod tests {
         assert_eq!(m.since_best, 2);
         assert!(m.exhausted(Some(2)));
         assert_eq!(m.describe_best(), "best: epoch 2, val_loss 1.5000");
+
+        // Patience 0 is Keras' 1: nothing stops before an epoch without improvement.
+        let mut m = Monitor::new(Metric::ValAcc);
+        assert!(!m.exhausted(Some(0)));
+        m.update(&record(1, 1.0, 0.5));
+        assert!(!m.exhausted(Some(0)));
+        m.update(&record(2, 1.0, 0.4));
+        assert!(m.exhausted(Some(0)) && m.exhausted(Some(1)) && !m.exhausted(Some(2)));
     }
 }

@@ -8,7 +8,15 @@ use tensor::ops::AdamHyper;
 use crate::train::{OptimizerFlag, PreprocessFlag, TrainArgs, ValidationFlag};
 
 /// Flags that a resumed run may change: how long it runs and where, not what it computes.
-const FREE_ON_RESUME: [&str; 6] = ["epochs", "patience", "data", "device", "save", "max_steps"];
+const FREE_ON_RESUME: [&str; 7] = [
+    "epochs",
+    "patience",
+    "data",
+    "device",
+    "save",
+    "max_steps",
+    "threads",
+];
 
 /// The recipe's optimiser at learning rate `lr`.
 pub fn optimizer(o: &models::Optim, lr: f32) -> Box<dyn Optimizer> {
@@ -91,7 +99,7 @@ pub fn apply_overrides(recipe: &mut models::Recipe, args: &TrainArgs) -> anyhow:
 
 /// The flags of a resumed run: those it was started with (`stored`, from its config.json),
 /// with the flags given now that may change (epochs, patience, data folder, device, --save,
-/// --max-steps). A flag given now that contradicts the stored one is an error naming both.
+/// --max-steps, --threads; --max-steps applies to this session only). A flag given now that contradicts the stored one is an error naming both.
 pub fn merge_resumed(
     stored: &TrainArgs,
     given: &TrainArgs,
@@ -128,7 +136,9 @@ pub fn merge_resumed(
     merged.data = given.data.clone().or(stored.data.clone());
     merged.device = given.device.or(stored.device);
     merged.save = given.save.clone().or(stored.save.clone());
-    merged.max_steps = given.max_steps.or(stored.max_steps);
+    // A limit for one session, not for the run.
+    merged.max_steps = given.max_steps;
+    merged.threads = given.threads.or(stored.threads);
     merged.resume = given.resume.clone();
     Ok(merged)
 }

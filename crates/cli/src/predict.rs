@@ -97,10 +97,15 @@ pub fn predict(args: &PredictArgs) -> anyhow::Result<()> {
     info!("{line}");
     info!("model: {name} (weights {})", args.weights.display());
     model.to_device(&device)?;
-    let mut pipe = crate::pipeline::Pipeline::new(&recipe, ds.len(), 0);
-    let idx: Vec<usize> = (0..ds.len()).collect();
-    let x = pipe.batch(&ds, &idx, data::augment::Mode::Eval, 0)?;
-    let logits = model.predict(&x)?.try_to_vec()?;
+    // In batches, so that thousands of files need no more memory than a few hundred.
+    const BATCH: usize = 256;
+    let mut pipe = crate::pipeline::Pipeline::new(&recipe, BATCH.min(ds.len()), 0);
+    let all_idx: Vec<usize> = (0..ds.len()).collect();
+    let mut logits = Vec::with_capacity(ds.len() * data::CLASSES);
+    for idx in all_idx.chunks(BATCH) {
+        let x = pipe.batch(&ds, idx, data::augment::Mode::Eval, 0)?;
+        logits.extend(model.predict(&x)?.try_to_vec()?);
+    }
     let classes = logits.len() / ds.len();
     let mut all = Vec::new();
     for (path, row) in args.images.iter().zip(logits.chunks(classes)) {

@@ -113,7 +113,7 @@ pub fn finish(f: &Finish) -> anyhow::Result<()> {
                 println!("resume with: {resume}");
             } else {
                 print_extremes(f.history);
-                print_files(f.run, f.monitor, f.model, f.data_dir, f.epochs);
+                print_files(f.run, f.monitor, f.model, f.data_dir, f.epochs, f.end);
             }
             Ok(())
         }
@@ -179,7 +179,14 @@ pub fn resume_command(run: &Path) -> String {
 }
 
 /// Where everything is, and how to evaluate the best weights or continue the run.
-fn print_files(run: &RunDir, monitor: &Monitor, model: &str, data_dir: &Path, epochs: usize) {
+fn print_files(
+    run: &RunDir,
+    monitor: &Monitor,
+    model: &str,
+    data_dir: &Path,
+    epochs: usize,
+    end: End,
+) {
     let show = |name: &str| run.file(name).display().to_string();
     if run.file(run_dir::WEIGHTS).exists() {
         info!("weights:      {}", show(run_dir::WEIGHTS));
@@ -200,11 +207,14 @@ fn print_files(run: &RunDir, monitor: &Monitor, model: &str, data_dir: &Path, ep
         );
     }
     if run.file(run_dir::CHECKPOINT).exists() {
+        let longer = match end {
+            End::EarlyStopped => "--patience N (larger)".to_string(),
+            _ => format!("--epochs {}", epochs.saturating_mul(2)),
+        };
         info!(
-            "checkpoint:   {} (to train longer: `{} --epochs {}`)",
+            "checkpoint:   {} (to train longer: `{} {longer}`)",
             show(run_dir::CHECKPOINT),
-            resume_command(run.path()),
-            epochs * 2
+            resume_command(run.path())
         );
     }
     if run.file(run_dir::BEST).exists() {

@@ -49,7 +49,11 @@ pub struct RunDir {
 impl RunDir {
     /// A directory for a new run: created if needed, and refused if it already holds a run.
     pub fn create(path: &Path) -> anyhow::Result<RunDir> {
-        if let Some(found) = [CONFIG, HISTORY, CHECKPOINT, WEIGHTS]
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("creating run directory {}", path.display()))?;
+        // Locked first, so that two runs started at once cannot both find it empty.
+        let dir = Self::lock(path)?;
+        if let Some(found) = [CONFIG, HISTORY, CHECKPOINT, WEIGHTS, BEST, CURVES_SVG]
             .iter()
             .find(|f| path.join(f).exists())
         {
@@ -59,9 +63,10 @@ impl RunDir {
                 path.display()
             );
         }
-        std::fs::create_dir_all(path)
+        // The new folder's name, durable in its parent.
+        nn::atomic_file::sync_folder(path)
             .with_context(|| format!("creating run directory {}", path.display()))?;
-        Self::lock(path)
+        Ok(dir)
     }
 
     /// The directory of an earlier run, for `--resume`: its temporary files left by a killed

@@ -40,8 +40,8 @@ pub struct TrainArgs {
     /// Model name from the catalogue (see `summary`); not needed with --resume.
     #[arg(long, required_unless_present = "resume")]
     pub model: Option<String>,
-    /// Folder with the CIFAR-10 batches. Without it, ./data is used, downloading the official
-    /// archive there the first time.
+    /// Folder with the CIFAR-10 batches (never downloaded into). Default: $SCRATCHNET_DATA, else
+    /// ~/.cache/scratchnet/cifar-10, downloading the official archive there the first time.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Epochs (default: the recipe's); with --resume, a larger number extends the run.
@@ -74,7 +74,8 @@ pub struct TrainArgs {
     /// Also write the final weights here.
     #[arg(long)]
     pub save: Option<PathBuf>,
-    /// Stop after this many training steps in total (for smoke runs).
+    /// Stop after this many training steps in all (smoke runs); the epoch it ends in is
+    /// recorded as it stands. Applies to this session only: --resume does not inherit it.
     #[arg(long)]
     pub max_steps: Option<u64>,
     /// Start from these weights: a scratchnet weights file of the same model, or (for the VGG16
@@ -100,9 +101,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
-    /// CPU threads (default: all cores, or RAYON_NUM_THREADS).
+    /// CPU threads (default: all cores, or RAYON_NUM_THREADS; with --resume, the run's own).
     #[arg(long)]
-    #[serde(skip)]
     pub threads: Option<usize>,
     /// Print one JSON object per epoch and a final one, and nothing else, on stdout.
     #[arg(long, conflicts_with = "quiet")]
@@ -233,6 +233,11 @@ fn load_data(
         "no training images left in {}",
         data_dir.display()
     );
+    anyhow::ensure!(
+        !val_set.is_empty(),
+        "no validation images in {} ({val_name}): val_loss and val_acc would mean nothing",
+        data_dir.display()
+    );
     info!(
         "data: {} ({} training images, {} validation images from {val_name})",
         data_dir.display(),
@@ -245,12 +250,16 @@ fn load_data(
 /// The flags of this run: those given, or for `--resume` those the run was started with
 /// (merged with the ones that may change), with every default filled in.
 fn resolve_args(given: &TrainArgs) -> anyhow::Result<(TrainArgs, Option<RunDir>)> {
+    // Paths are stored absolute, so that --resume works from any folder.
+    let mut given = given.clone();
+    for p in [&mut given.data, &mut given.save, &mut given.init_weights]
+        .into_iter()
+        .flatten()
+    {
+        *p = std::path::absolute(&*p).unwrap_or_else(|_| p.clone());
+    }
     let Some(dir) = &given.resume else {
         let mut args = given.clone();
-        // Stored absolute, so that --resume works from any folder.
-        if let Some(d) = &given.data {
-            args.data = Some(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()));
-        }
         args.seed = Some(given.seed.unwrap_or(DEFAULT_SEED));
         args.device = Some(given.device.unwrap_or_default());
         args.monitor = Some(given.monitor.unwrap_or_default());
@@ -260,7 +269,14 @@ fn resolve_args(given: &TrainArgs) -> anyhow::Result<(TrainArgs, Option<RunDir>)
     let config_path = run.file(run_dir::CONFIG);
     let config: Config = serde_json::from_str(&run.read_config()?)
         .with_context(|| format!("{} is damaged or not scratchnet's", config_path.display()))?;
-    let args = merge_resumed(&config.args, given, &config_path)?;
+    let args = merge_resumed(&config.args, &given, &config_path)?;
+    if let (Some(now), Some(then)) = (given.threads, config.args.threads) {
+        if now != then {
+            info!(
+                "note: this run was trained with {then} threads and continues with {now}: the weight-gradient sums are split by thread, so the results may differ in the last bits from an uninterrupted run"
+            );
+        }
+    }
     Ok((args, Some(run)))
 }
 
@@ -312,7 +328,7 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     let mut recipe = models::recipe(&model_name)?;
     apply_overrides(&mut recipe, &args)?;
     let metric = args.monitor.unwrap_or_default();
-    crate::device::set_threads(given.threads)?;
+    crate::device::set_threads(args.threads)?;
     // A new run's directory is claimed (and refused if it holds a run) before anything else;
     // its files are written once the data has loaded.
     let (run, resumed) = match resumed_dir {
@@ -328,7 +344,9 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
 
     let (device, line) = crate::device::select(args.device.unwrap_or_default())?;
     info!("{line}");
-    if !resumed {
+    // A resumed run starts from its checkpoint; one killed before its first checkpoint starts
+    // again from the beginning, --init-weights included.
+    if !resumed || !run.file(run_dir::CHECKPOINT).exists() {
         if let Some(path) = &args.init_weights {
             init_weights(&mut model, path)?;
         }
@@ -372,11 +390,24 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     let config = Config {
         model: model_name.clone(),
         recipe: recipe.clone(),
-        args: args.clone(),
+        args: TrainArgs {
+            // The count used, so that a resume uses it too (results depend on it in the
+            // last bits).
+            threads: Some(rayon::current_num_threads()),
+            ..args.clone()
+        },
         parameters: model.store.total_count(),
     };
     let config_json = serde_json::to_string_pretty(&config)?;
     let mut progress = if resumed {
+        let stored: Config = serde_json::from_str(&run.read_config()?)?;
+        let mut then = stored.recipe;
+        then.epochs = recipe.epochs;
+        anyhow::ensure!(
+            then == recipe,
+            "the recipe of `{model_name}` differs from the one {} started with (this version of scratchnet trains it differently): resume with the version that started the run, or start a new run",
+            run.path().display()
+        );
         let progress = resume(&run, &mut model, opt.as_mut(), metric)?;
         // The flags that may change (--epochs, --patience, ...) are kept for later resumes.
         run.write_config(&config_json)?;
@@ -631,16 +662,16 @@ fn run_epochs(
             images_per_sec: (sums.seen as f64 / sums.train_seconds) as f32,
         };
         let improved = progress.monitor.update(&rec);
-        crate::report::epoch(&rec, recipe.epochs, improved)?;
         progress.history.push(rec.clone());
         progress.epochs_done += 1;
         save_epoch(ctx, model, opt, progress, &rec, improved).with_context(|| {
             format!(
-                "epoch {}'s files could not all be written (the last complete checkpoint is intact: free some space, then continue with `{}`)",
+                "epoch {}'s files could not all be written (the last checkpoint on disk is intact: free some space, then continue with `{}`)",
                 rec.epoch,
                 crate::report::resume_command(ctx.run.path())
             )
         })?;
+        crate::report::epoch(&rec, recipe.epochs, improved)?;
         if out_of_steps || args.max_steps.is_some_and(|m| progress.step >= m) {
             info!("stopped after {} steps (--max-steps)", progress.step);
             return Ok(End::Trained);
@@ -653,7 +684,8 @@ fn run_epochs(
             );
             return Ok(End::EarlyStopped);
         }
-        if let Some(sig) = ctx.interrupt.received() {
+        let more = progress.epochs_done < recipe.epochs;
+        if let (Some(sig), true) = (ctx.interrupt.received(), more) {
             info!(
                 "\n{}: stopped at the end of epoch {}; checkpoint written to {}",
                 sig.name(),
@@ -691,8 +723,8 @@ fn save_checkpoint(
     Ok(())
 }
 
-/// An epoch's files, in the order that keeps them consistent: the checkpoint (durable), the
-/// best weights, the last weights, then the history row, then the curves.
+/// An epoch's files, in the order that keeps them consistent: the best weights, the last
+/// weights, the checkpoint (durable), then the history row, then the curves.
 fn save_epoch(
     ctx: &RunCtx,
     model: &nn::Sequential,
@@ -702,7 +734,6 @@ fn save_epoch(
     improved: bool,
 ) -> anyhow::Result<()> {
     let run = ctx.run;
-    save_checkpoint(run, model, opt, progress)?;
     if improved {
         let metric = progress.monitor.metric;
         nn::checkpoint::save_with_metadata(
@@ -720,6 +751,9 @@ fn save_epoch(
         &run.file(run_dir::WEIGHTS),
         &[("epoch", rec.epoch.to_string())],
     )?;
+    // The checkpoint last: until it is on disk, a resume redoes this epoch and writes the
+    // same best and last weights again.
+    save_checkpoint(run, model, opt, progress)?;
     run.append_history(rec)?;
     let title = format!(
         "{} ({})",

@@ -181,11 +181,6 @@ pub fn import_mapping(name: &str) -> Option<Vec<(String, String)>> {
     matches!(name, "vgg16" | "vgg16_finetune").then(vgg16::keras_mapping)
 }
 
-/// The catalogue entry of `name` (an error naming the closest model if there is none).
-pub fn find(name: &str) -> Result<&'static Entry, ModelError> {
-    entry(name)
-}
-
 /// The article's training recipe for `name`.
 pub fn recipe(name: &str) -> Result<Recipe, ModelError> {
     Ok((entry(name)?.recipe)())
