@@ -53,6 +53,15 @@ impl RunDir {
             .with_context(|| format!("creating run directory {}", path.display()))?;
         // Locked first, so that two runs started at once cannot both find it empty.
         let dir = Self::lock(path)?;
+        Self::refuse_existing(path)?;
+        // The new folder's name, durable in its parent.
+        nn::atomic_file::sync_folder(path)
+            .with_context(|| format!("creating run directory {}", path.display()))?;
+        Ok(dir)
+    }
+
+    /// An error naming `--resume` if `path` already holds a run.
+    pub fn refuse_existing(path: &Path) -> anyhow::Result<()> {
         if let Some(found) = [CONFIG, HISTORY, CHECKPOINT, WEIGHTS, BEST, CURVES_SVG]
             .iter()
             .find(|f| path.join(f).exists())
@@ -63,10 +72,7 @@ impl RunDir {
                 path.display()
             );
         }
-        // The new folder's name, durable in its parent.
-        nn::atomic_file::sync_folder(path)
-            .with_context(|| format!("creating run directory {}", path.display()))?;
-        Ok(dir)
+        Ok(())
     }
 
     /// The directory of an earlier run, for `--resume`: its temporary files left by a killed

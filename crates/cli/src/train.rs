@@ -329,16 +329,17 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     apply_overrides(&mut recipe, &args)?;
     let metric = args.monitor.unwrap_or_default();
     crate::device::set_threads(args.threads)?;
-    // A new run's directory is claimed (and refused if it holds a run) before anything else;
-    // its files are written once the data has loaded.
-    let (run, resumed) = match resumed_dir {
-        Some(run) => (run, true),
+    // A new run's directory is refused at once if it holds a run; it is created (and locked)
+    // only once the data has loaded, so a run that fails to start leaves no empty folder.
+    let new_run = match &resumed_dir {
+        Some(_) => None,
         None => {
             let path = args
                 .run_dir
                 .clone()
                 .unwrap_or_else(|| default_run_dir(&model_name));
-            (RunDir::create(&path)?, false)
+            RunDir::refuse_existing(&path)?;
+            Some(path)
         }
     };
 
@@ -346,7 +347,10 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     info!("{line}");
     // A resumed run starts from its checkpoint; one killed before its first checkpoint starts
     // again from the beginning, --init-weights included.
-    if !resumed || !run.file(run_dir::CHECKPOINT).exists() {
+    let restart = resumed_dir
+        .as_ref()
+        .is_none_or(|r| !r.file(run_dir::CHECKPOINT).exists());
+    if restart {
         if let Some(path) = &args.init_weights {
             init_weights(&mut model, path)?;
         }
@@ -386,6 +390,11 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     // From here on, Ctrl-C and SIGTERM stop the run cleanly (before, they end it at once,
     // with nothing written yet).
     let interrupt = Interrupt::install()?;
+    let (run, resumed) = match (resumed_dir, new_run) {
+        (Some(run), _) => (run, true),
+        (None, Some(path)) => (RunDir::create(&path)?, false),
+        (None, None) => unreachable!("a run is either resumed or new"),
+    };
 
     let config = Config {
         model: model_name.clone(),
