@@ -3,13 +3,16 @@
 //! GPU adapter (group `conv2d_gpu`), in GFLOP/s. Every variant is checked against another
 //! before it is timed.
 //!
-//! CPU: batch 8 for both variants (the reference is too slow for 64 to be pleasant), plus the
-//! fast kernel at the training batch of 64. GPU: batch 8 on a software adapter (lavapipe),
+//! CPU: the reference at batch 8 (too slow for 64 to be pleasant), then im2col + GEMM at the
+//! training batch of 64 with each GEMM under it: version 2 (matrixmultiply) and version 4
+//! with each micro-kernel this CPU runs (the others are skipped, with a line saying so). Each
+//! is validated against the reference at batch 8 first. GPU: batch 8 on a software adapter (lavapipe),
 //! 64 on a hardware one; each timed batch of iterations is recorded into one encoder and the
 //! clock stops when the GPU has finished.
 //! Run: `cargo bench --bench conv2d` (or `-- conv2d_gpu` for the GPU group alone).
 
 use cpu::conv2d::*;
+use cpu::gemm_packed::{self, Kernel};
 use cpu::Padding;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -52,30 +55,42 @@ fn bench(c: &mut Criterion) {
         g.measurement_time(std::time::Duration::from_secs(2));
         g.warm_up_time(std::time::Duration::from_millis(300));
         for (name, h, ci, co, stride) in LAYERS {
-            for (variant, n) in [
-                ("1_reference", 8),
-                ("2_im2col_gemm", 8),
-                ("2_im2col_gemm", 64),
+            // The reference at batch 8 (it is slow), then im2col + each GEMM under it at 64.
+            for (variant, n, gemm) in [
+                ("1_reference", 8, None),
+                ("2_im2col_matrixmultiply", 64, Some(None)),
+                ("4_im2col_packed_avx512", 64, Some(Some(Kernel::Avx512))),
+                ("4_im2col_packed_avx2", 64, Some(Some(Kernel::Avx2Fma))),
             ] {
+                if let Some(g) = gemm {
+                    if let Err(e) = gemm_packed::choose(Some(g)) {
+                        eprintln!("skipped: {variant}: {e}");
+                        continue;
+                    }
+                }
                 let d = Conv2dDims::new(n, h, h, ci, 3, 3, co, stride, Padding::Same).unwrap();
                 let x = data(d.input_len(), 1);
                 let w = data(d.weight_len(), 2);
                 let dy = data(d.output_len(), 3);
                 let mut out = vec![0.0; d.input_len().max(d.output_len()).max(d.weight_len())];
                 let fast = variant != "1_reference";
-                // Validate on this exact shape before timing (reference vs fast).
-                if fast && n == 8 {
+                // Validate the fast variant, with its GEMM, against the reference at batch 8
+                // on this layer's shape before timing it.
+                if fast {
+                    let d = Conv2dDims::new(8, h, h, ci, 3, 3, co, stride, Padding::Same).unwrap();
+                    let x = &x[..d.input_len()];
+                    let dy = &dy[..d.output_len()];
                     let (mut r, mut f) = (vec![0.0; d.output_len()], vec![0.0; d.output_len()]);
-                    conv2d_forward_reference(&d, &x, &w, None, &mut r);
-                    conv2d_forward(&d, &x, &w, None, false, &mut f);
+                    conv2d_forward_reference(&d, x, &w, None, &mut r);
+                    conv2d_forward(&d, x, &w, None, false, &mut f);
                     close(&f, &r, name);
                     let (mut r, mut f) = (vec![0.0; d.input_len()], vec![0.0; d.input_len()]);
-                    conv2d_backward_input_reference(&d, &dy, &w, &mut r);
-                    conv2d_backward_input(&d, &dy, &w, &mut f);
+                    conv2d_backward_input_reference(&d, dy, &w, &mut r);
+                    conv2d_backward_input(&d, dy, &w, &mut f);
                     close(&f, &r, name);
                     let (mut r, mut f) = (vec![0.0; d.weight_len()], vec![0.0; d.weight_len()]);
-                    conv2d_backward_weight_reference(&d, &x, &dy, &mut r);
-                    conv2d_backward_weight(&d, &x, &dy, &mut f);
+                    conv2d_backward_weight_reference(&d, x, dy, &mut r);
+                    conv2d_backward_weight(&d, x, dy, &mut f);
                     close(&f, &r, name);
                 }
                 g.throughput(Throughput::Elements(d.flops()));
@@ -124,6 +139,7 @@ fn bench(c: &mut Criterion) {
         }
         g.finish();
     }
+    gemm_packed::choose(None).expect("the default is always available");
 }
 
 /// The WGSL variants: the direct kernel (forward only) and im2col + each GEMM kernel.
