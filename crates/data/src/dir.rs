@@ -98,6 +98,11 @@ fn classify(folder: &Path, is_file: std::io::Result<bool>) -> Result<Entry, Data
 /// permission) is a [`DataError::Io`] naming it, not "no data"; a folder whose
 /// `data_batch_1.bin` is itself a folder resolves, so that reading it says what is wrong.
 pub fn resolve_dir(dir: &Path) -> Result<(PathBuf, Format), DataError> {
+    if dir.is_file() {
+        return Err(DataError::NotAFolder {
+            path: dir.to_path_buf(),
+        });
+    }
     let candidates = [
         (dir.to_path_buf(), Format::Binary),
         (dir.to_path_buf(), Format::Python),

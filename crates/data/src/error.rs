@@ -100,6 +100,14 @@ pub enum DataError {
         reason: String,
     },
 
+    /// A data folder that is a file (`--data data_batch_1.bin`, say).
+    #[error("{}: is a file; --data takes the folder that holds data_batch_1 … data_batch_5 and \
+             test_batch", path.display())]
+    NotAFolder {
+        /// The path given as the folder.
+        path: PathBuf,
+    },
+
     /// A folder with no recognisable CIFAR-10 files in it.
     #[error("{}: no CIFAR-10 data found (looked for data_batch_1.bin or test_batch.bin, \
              data_batch_1 or test_batch, and the sub-folders cifar-10-batches-bin/ and \

@@ -402,6 +402,14 @@ fn no_data_error_lists_what_was_looked_for() {
         assert!(msg.contains("cifar-10-batches-bin/"), "{msg}");
         assert!(msg.contains("cifar-10-binary.tar.gz"), "{msg}");
     }
+    // A file given as the folder says so.
+    let file = tmp.path().join("data_batch_1.bin");
+    std::fs::write(&file, [0u8; 3073]).unwrap();
+    let msg = load(&file).unwrap_err().to_string();
+    assert!(
+        msg.contains("is a file") && msg.contains("data_batch_1.bin"),
+        "{msg}"
+    );
 }
 
 #[test]
