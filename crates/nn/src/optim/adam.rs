@@ -27,6 +27,14 @@ impl Adam {
     pub fn steps(&self) -> u64 {
         self.t
     }
+    /// The first and second moments `(m, v)` of parameter `id`, if it has them yet. For
+    /// inspection, e.g. the PyTorch parity harness in `parity/`.
+    pub fn moments(&self, id: ParamId) -> Option<(&Tensor, &Tensor)> {
+        self.moments
+            .get(id.0)
+            .and_then(Option::as_ref)
+            .map(|(m, v)| (m, v))
+    }
 }
 
 impl Default for Adam {

@@ -36,6 +36,11 @@ impl Sgd {
     pub fn steps(&self) -> u64 {
         self.t
     }
+    /// The velocity of parameter `id` (Keras' `v`, a step: `momentum * v - lr * g`), if it
+    /// has one yet. For inspection, e.g. the PyTorch parity harness in `parity/`.
+    pub fn velocity(&self, id: ParamId) -> Option<&Tensor> {
+        self.velocity.get(id.0).and_then(Option::as_ref)
+    }
 }
 
 impl Default for Sgd {
