@@ -186,6 +186,7 @@ def compare(a, b, pre_bn):
     batch norm (`pre_bn`), whose exact gradient is 0, get the largest absolute difference
     instead (kind `prebn`): their values are rounding noise on both sides."""
     worst = {}
+    sq = {}  # kind -> (sum of squared differences, sum of squared magnitudes)
     missing = sorted((set(a) ^ set(b)) - {"loss", "penalty"})
     if missing:
         raise SystemExit(f"tensors present on one side only: {missing[:8]}")
@@ -197,8 +198,13 @@ def compare(a, b, pre_bn):
             e = float(np.abs(np.asarray(a[key], np.float64) - np.asarray(b[key], np.float64)).max())
         else:
             e = rel(a[key], b[key])
+            x, y = np.asarray(a[key], np.float64), np.asarray(b[key], np.float64)
+            d2, m2 = sq.get(k, (0.0, 0.0))
+            sq[k] = (d2 + float(((x - y) ** 2).sum()), m2 + max(float((x * x).sum()), float((y * y).sum())))
         if e > worst.get(k, (-1.0, ""))[0]:
             worst[k] = (e, key)
+    for k, (d2, m2) in sq.items():
+        worst["all_" + k] = ((d2 / m2) ** 0.5 if m2 > 0 else 0.0, "")
     return worst
 
 
@@ -248,7 +254,7 @@ def run_model(d, f64, f64_every):
             f"{r.model} step {k:3d}  loss {s_loss:.6f}  resync: loss {row['resync_loss']:.1e} "
             f"param {g('resync', 'param'):.1e} opt {g('resync', 'opt'):.1e} "
             f"stat {g('resync', 'stat'):.1e}  free: loss {row['free_loss']:.1e} [{row['free_ref_loss']:.1e}] "
-            f"param {g('free', 'param'):.1e} [{g('free_ref', 'param'):.1e}]"
+            f"params {g('free', 'all_param'):.1e} [{g('free_ref', 'all_param'):.1e}]"
             f"  [{time.time() - t0:.0f}s]",
             flush=True,
         )
@@ -268,7 +274,7 @@ def summary(model, rows):
     at = [k for k in (1, 10, 25, 50, 100, 200) if k <= n]
     if n not in at:
         at.append(n)
-    kinds = ("param", "opt", "stat")
+    kinds = ("param", "opt", "stat", "all_param", "all_opt", "all_stat")
     r64 = [row for row in rows if "resync64_torch" in row]
 
     def mx64(key):
@@ -301,12 +307,14 @@ def print_table(sums, f64):
     print()
     print("Per step (resync: PyTorch float32 takes step K from scratchnet's state after step K-1), largest")
     print("relative error over all steps:")
-    print("| model | steps | loss | parameters | optimiser buffers | BN moving stats | pre-BN conv biases (abs) |")
+    print("| model | steps | loss | parameters: worst tensor / all | optimiser buffers: worst / all | "
+          "BN moving stats: worst / all | pre-BN conv biases (abs) |")
     print("|---|---|---|---|---|---|---|")
     for s in sums:
         r = s["resync"]
-        print(f"| {s['model']} | {s['steps']} | {fmt(s['resync_loss'])} | {fmt(r['param'])} | {fmt(r['opt'])} | "
-              f"{fmt(r['stat'])} | {fmt(s['resync_prebn'])} |")
+        print(f"| {s['model']} | {s['steps']} | {fmt(s['resync_loss'])} | "
+              + " | ".join(f"{fmt(r[k])} / {fmt(r['all_' + k])}" for k in ("param", "opt", "stat"))
+              + f" | {fmt(s['resync_prebn'])} |")
     if any(s["f64_steps"] for s in sums):
         print()
         print("The same single steps against PyTorch float64 (at steps " + ", ".join(str(k) for k in sums[0]["f64_steps"]) + "),")
@@ -321,7 +329,8 @@ def print_table(sums, f64):
                   + " | ".join(f"{fmt(a[kind])} [{fmt(b[kind])}]" for kind in ("param", "opt", "stat")) + " |")
     print()
     print("Free-running (each framework alone from the same initial state), scratchnet vs PyTorch float32")
-    print(f"at steps {' / '.join(str(k) for k in sums[0]['free_loss'])}; in brackets the yardstick, {ref}:")
+    print(f"at steps {' / '.join(str(k) for k in sums[0]['free_loss'])}, all tensors of a kind together;")
+    print(f"in brackets the yardstick, {ref}:")
     print("| model | loss | parameters | optimiser buffers | BN moving stats |")
     print("|---|---|---|---|---|")
     for s in sums:
@@ -331,7 +340,7 @@ def print_table(sums, f64):
             return " / ".join(f"{fmt(a[k])} [{fmt(b[k])}]" for k in ks)
 
         print(f"| {s['model']} | {cell(s['free_loss'], s['free_loss_ref'])} | "
-              + " | ".join(cell(s["free"][kind], s["free_ref"][kind]) for kind in ("param", "opt", "stat"))
+              + " | ".join(cell(s["free"][kind], s["free_ref"][kind]) for kind in ("all_param", "all_opt", "all_stat"))
               + " |")
 
 
@@ -360,6 +369,9 @@ def main():
         r, rows = run_model(d, f64, f64_every)
         sums.append(summary(r.model, rows))
         full[r.model] = rows
+        if out_json:
+            with open(out_json, "w") as f:
+                json.dump({"summary": sums, "steps": full}, f, indent=1)
     print_table(sums, f64)
     if out_json:
         with open(out_json, "w") as f:

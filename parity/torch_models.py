@@ -75,8 +75,9 @@ def same_pad(size, k, stride):
 class Net:
     """One training-mode forward pass over a parameter dict (`name -> torch tensor`)."""
 
-    def __init__(self, params, dropout_seed=0, bn_momentum=0.99, bn_eps=1e-3):
+    def __init__(self, params, dropout_seed=0, bn_momentum=0.99, bn_eps=1e-3, training=True):
         self.p = params
+        self.training = training
         self.counters = {}
         self.seed = dropout_seed
         self.draws = 0
@@ -110,6 +111,9 @@ class Net:
         g, b = self.p[name + ".gamma"], self.p[name + ".beta"]
         if self._last is not None and self._last[0] is x:
             self.pre_bn_biases.add(self._last[1])
+        if not self.training:
+            mm, mv = self.p[name + ".moving_mean"], self.p[name + ".moving_variance"]
+            return F.batch_norm(x, mm, mv, g, b, training=False, eps=self.bn_eps)
         y = F.batch_norm(x, None, None, g, b, training=True, eps=self.bn_eps)
         with torch.no_grad():
             mean = x.mean(dim=(0, 2, 3))
@@ -130,6 +134,8 @@ class Net:
 
     def dropout(self, x, rate):
         self.name("dropout")
+        if not self.training:
+            return x
         self.draws += 1
         layer_seed = pcg_hash(np.array(self.seed, dtype=np.uint32) ^ pcg_hash(np.array(self.draws, dtype=np.uint32)))
         n, c, h, w = x.shape
