@@ -30,6 +30,8 @@ use tensor::ops::AdamHyper;
 use tensor::Tensor;
 
 type Res<T> = Result<T, Box<dyn Error>>;
+/// A named tensor to write: name, shape, values.
+type Named = (String, Vec<usize>, Vec<f32>);
 
 enum Opt {
     Sgd(Sgd),
@@ -46,11 +48,7 @@ impl Opt {
 }
 
 /// Named `f32` tensors and string metadata, written as one safetensors file.
-fn write(
-    path: &Path,
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
-    meta: HashMap<String, String>,
-) -> Res<()> {
+fn write(path: &Path, tensors: &[Named], meta: HashMap<String, String>) -> Res<()> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
@@ -66,12 +64,12 @@ fn write(
     Ok(())
 }
 
-fn entry(name: String, t: &Tensor) -> Res<(String, Vec<usize>, Vec<f32>)> {
+fn entry(name: String, t: &Tensor) -> Res<Named> {
     Ok((name, t.dims().to_vec(), t.try_to_vec()?))
 }
 
 /// Every parameter and optimiser buffer of the model.
-fn state(model: &Sequential, opt: &Opt) -> Res<Vec<(String, Vec<usize>, Vec<f32>)>> {
+fn state(model: &Sequential, opt: &Opt) -> Res<Vec<Named>> {
     let mut out = Vec::new();
     for (id, p) in model.store.iter() {
         out.push(entry(format!("param.{}", p.name), &p.value)?);

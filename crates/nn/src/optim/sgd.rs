@@ -161,6 +161,26 @@ mod tests {
         assert!(opt.velocity[0].is_some());
     }
 
+    /// The accessor returns Keras' velocity, a step (`momentum * v - lr * g`), not PyTorch's
+    /// gradient sum: after two steps with g = 1, v = 0.9 * (-0.1) - 0.1.
+    #[test]
+    fn velocity_is_keras_v() {
+        let (mut store, id) = one_param(0.0);
+        let mut opt = Sgd::new(SgdHyper {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+        });
+        assert!(opt.velocity(id).is_none());
+        for _ in 0..2 {
+            let g = Tensor::from_vec([1], vec![1.0]).unwrap();
+            opt.step(&mut store, vec![(id, g)], None).unwrap();
+        }
+        let v = opt.velocity(id).unwrap().as_slice()[0];
+        assert_eq!(v, 0.9f32 * -0.1f32 - 0.1f32);
+        assert_eq!(store.get(id).value.as_slice()[0], -0.1f32 + v);
+    }
+
     #[test]
     fn wrong_gradient_shape_is_an_error() {
         let (mut store, id) = one_param(0.0);
