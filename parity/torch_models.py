@@ -99,9 +99,10 @@ class Net:
         name = self.name("conv2d")
         w, b = self.p[name + ".kernel"], self.p[name + ".bias"]
         (t, bo), (l, r) = same_pad(x.shape[2], k, stride), same_pad(x.shape[3], k, stride)
-        if t or bo or l or r:
-            x = F.pad(x, (l, r, t, bo))
-        y = F.conv2d(x, w, b, stride)
+        if t == bo and l == r:  # symmetric: let the convolution pad
+            y = F.conv2d(x, w, b, stride, padding=(t, l))
+        else:
+            y = F.conv2d(F.pad(x, (l, r, t, bo)), w, b, stride)
         y = F.relu(y) if relu else y
         self._last = (y, name + ".bias")
         return y
@@ -116,8 +117,7 @@ class Net:
             return F.batch_norm(x, mm, mv, g, b, training=False, eps=self.bn_eps)
         y = F.batch_norm(x, None, None, g, b, training=True, eps=self.bn_eps)
         with torch.no_grad():
-            mean = x.mean(dim=(0, 2, 3))
-            var = x.var(dim=(0, 2, 3), unbiased=False)
+            var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
         self.bn_batches.append((name + ".moving_mean", name + ".moving_variance", mean, var))
         return y
 
