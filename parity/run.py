@@ -1,6 +1,7 @@
 """The PyTorch half of the parity harness: replays scratchnet's training steps and compares.
 
 usage: run.py DUMP_DIR [DUMP_DIR ...] [--json OUT.json] [--f64] [--f64-every N]
+       run.py --table OUT.json      (reprint the tables of a saved run)
 
 Each DUMP_DIR was written by `cargo run --release --example parity_dump -- MODEL STEPS DIR`
 (see examples/parity_dump.rs): the fixed batches, scratchnet's initial state and its state after
@@ -295,6 +296,11 @@ def summary(model, rows):
         "resync_loss": mx("resync_loss"),
         "resync": {kind: mx("resync", kind) for kind in kinds},
         "resync_prebn": mx("resync", "prebn"),
+        "growth": {
+            k: (rows[k - 1]["free_loss"], rows[k - 1]["free_ref_loss"],
+                rows[k - 1]["free"]["all_param"][0], rows[k - 1]["free_ref"]["all_param"][0])
+            for k in (1, 2, 3, 5, 10, 20, 30, 40, 50, 100, 200) if k <= n
+        },
         "free_loss": {k: rows[k - 1]["free_loss"] for k in at},
         "free_loss_ref": {k: rows[k - 1]["free_ref_loss"] for k in at},
         "free": {kind: {k: rows[k - 1]["free"].get(kind, (0.0,))[0] for k in at} for kind in kinds},
@@ -342,6 +348,17 @@ def print_table(sums, f64):
         print(f"| {s['model']} | {cell(s['free_loss'], s['free_loss_ref'])} | "
               + " | ".join(cell(s["free"][kind], s["free_ref"][kind]) for kind in ("all_param", "all_opt", "all_stat"))
               + " |")
+    print()
+    print("Free-running, step by step: loss error and all-parameter error, scratchnet vs PyTorch float32")
+    print(f"[yardstick: {ref}]:")
+    print("| step | " + " | ".join(f"{s['model']} loss | {s['model']} parameters" for s in sums) + " |")
+    print("|---" * (1 + 2 * len(sums)) + "|")
+    for k in sums[0]["growth"]:
+        cells = []
+        for s in sums:
+            g = s["growth"].get(k) or s["growth"].get(str(k))
+            cells.append(f"{fmt(g[0])} [{fmt(g[1])}] | {fmt(g[2])} [{fmt(g[3])}]" if g else " | ")
+        print(f"| {k} | " + " | ".join(cells) + " |")
 
 
 def main():
@@ -350,6 +367,9 @@ def main():
     dirs = []
     i = 0
     while i < len(args):
+        if args[i] == "--table":
+            dirs = args[i:i + 2]
+            break
         if args[i] == "--json":
             out_json = args[i + 1]
             i += 2
@@ -362,6 +382,13 @@ def main():
         else:
             dirs.append(args[i])
             i += 1
+    if dirs and dirs[0] == "--table":
+        # Reprint the tables of a saved run: run.py --table parity.json [--f64]
+        with open(dirs[1]) as f:
+            saved = json.load(f)
+        sums = [summary(m, rows) for m, rows in saved["steps"].items()]
+        print_table(sums, f64)
+        return
     if not dirs:
         raise SystemExit(__doc__)
     sums, full = [], {}
