@@ -30,8 +30,9 @@ def main():
         ("PyTorch, same initial weights", "torch"),
         ("PyTorch, PyTorch-style initial weights", "ttorch"),
     ]
-    print("| run | seeds | last-epoch val_acc per seed | mean ± sd | min-max | mean of epochs 8-10 |")
-    print("|---|---|---|---|---|---|")
+    print("| run | seeds | last-epoch val_acc per seed | mean ± sd | min-max | mean of epochs 8-10 | "
+          "swing: mean abs change, epochs 5-10 |")
+    print("|---|---|---|---|---|---|---|")
     for label, prefix in groups:
         runs = {}
         for p in glob.glob(os.path.join(d, f"{prefix}_*.log")):
@@ -46,8 +47,9 @@ def main():
         tail = [sum(runs[s][-3:]) / 3 for s in seeds]
         m, sd = stats(last)
         mt, sdt = stats(tail)
+        swing = stats([abs(runs[s][e] - runs[s][e - 1]) for s in seeds for e in range(5, 10)])[0]
         print(f"| {label} | {', '.join(map(str, seeds))} | {' '.join(f'{x:.3f}' for x in last)} | "
-              f"{m:.3f} ± {sd:.3f} | {min(last):.3f}-{max(last):.3f} | {mt:.3f} ± {sdt:.3f} |")
+              f"{m:.3f} ± {sd:.3f} | {min(last):.3f}-{max(last):.3f} | {mt:.3f} ± {sdt:.3f} | {swing:.3f} |")
 
 
 if __name__ == "__main__":
