@@ -27,6 +27,14 @@ impl Adam {
     pub fn steps(&self) -> u64 {
         self.t
     }
+    /// The first and second moments `(m, v)` of parameter `id`, if it has them yet. For
+    /// inspection, e.g. the PyTorch parity harness in `parity/`.
+    pub fn moments(&self, id: ParamId) -> Option<(&Tensor, &Tensor)> {
+        self.moments
+            .get(id.0)
+            .and_then(Option::as_ref)
+            .map(|(m, v)| (m, v))
+    }
 }
 
 impl Default for Adam {
@@ -102,5 +110,34 @@ impl Optimizer for Adam {
         self.moments = moments;
         self.t = state.steps;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ParamKind;
+
+    /// After one step with g = 2 from zero moments: m = (1 - beta1) g, v = (1 - beta2) g^2
+    /// (Keras' increments `m += (g - m)(1 - beta1)`, `v += (g^2 - v)(1 - beta2)`), and the
+    /// parameter moved by lr_1 m / (sqrt(v) + eps), i.e. about lr.
+    #[test]
+    fn moments_after_one_step() {
+        let mut store = ParamStore::default();
+        let id = store.add(
+            "x.kernel".into(),
+            Tensor::from_vec([1], vec![1.0]).unwrap(),
+            ParamKind::Kernel,
+        );
+        let mut opt = Adam::default();
+        assert!(opt.moments(id).is_none());
+        let g = Tensor::from_vec([1], vec![2.0]).unwrap();
+        opt.step(&mut store, vec![(id, g)], None).unwrap();
+        let (m, v) = opt.moments(id).unwrap();
+        let (m, v) = (m.as_slice()[0], v.as_slice()[0]);
+        assert_eq!(m, 2.0 * (1.0 - 0.9f32));
+        assert_eq!(v, 4.0 * (1.0 - 0.999f32));
+        let p = store.get(id).value.as_slice()[0];
+        assert!((1.0 - p - 1e-3).abs() < 1e-6, "moved by {}", 1.0 - p);
     }
 }

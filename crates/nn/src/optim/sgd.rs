@@ -36,6 +36,11 @@ impl Sgd {
     pub fn steps(&self) -> u64 {
         self.t
     }
+    /// The velocity of parameter `id` (Keras' `v`, a step: `momentum * v - lr * g`), if it
+    /// has one yet. For inspection, e.g. the PyTorch parity harness in `parity/`.
+    pub fn velocity(&self, id: ParamId) -> Option<&Tensor> {
+        self.velocity.get(id.0).and_then(Option::as_ref)
+    }
 }
 
 impl Default for Sgd {
@@ -168,6 +173,26 @@ mod tests {
         });
         minimise(&mut opt, 3);
         assert!(opt.velocity[0].is_some());
+    }
+
+    /// The accessor returns Keras' velocity, a step (`momentum * v - lr * g`), not PyTorch's
+    /// gradient sum: after two steps with g = 1, v = 0.9 * (-0.1) - 0.1.
+    #[test]
+    fn velocity_is_keras_v() {
+        let (mut store, id) = one_param(0.0);
+        let mut opt = Sgd::new(SgdHyper {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+        });
+        assert!(opt.velocity(id).is_none());
+        for _ in 0..2 {
+            let g = Tensor::from_vec([1], vec![1.0]).unwrap();
+            opt.step(&mut store, vec![(id, g)], None).unwrap();
+        }
+        let v = opt.velocity(id).unwrap().as_slice()[0];
+        assert_eq!(v, 0.9f32 * -0.1f32 - 0.1f32);
+        assert_eq!(store.get(id).value.as_slice()[0], -0.1f32 + v);
     }
 
     #[test]
