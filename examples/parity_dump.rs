@@ -33,20 +33,6 @@ type Res<T> = Result<T, Box<dyn Error>>;
 /// A named tensor to write: name, shape, values.
 type Named = (String, Vec<usize>, Vec<f32>);
 
-enum Opt {
-    Sgd(Sgd),
-    Adam(Adam),
-}
-
-impl Opt {
-    fn as_dyn(&mut self) -> &mut dyn Optimizer {
-        match self {
-            Opt::Sgd(o) => o,
-            Opt::Adam(o) => o,
-        }
-    }
-}
-
 /// Named `f32` tensors and string metadata, written as one safetensors file.
 fn write(path: &Path, tensors: &[Named], meta: HashMap<String, String>) -> Res<()> {
     let bytes: Vec<Vec<u8>> = tensors
@@ -68,24 +54,16 @@ fn entry(name: String, t: &Tensor) -> Res<Named> {
     Ok((name, t.dims().to_vec(), t.try_to_vec()?))
 }
 
-/// Every parameter and optimiser buffer of the model.
-fn state(model: &Sequential, opt: &Opt) -> Res<Vec<Named>> {
+/// Every parameter and optimiser buffer of the model (the buffers as the checkpoints store
+/// them: Keras' SGD `velocity`, Adam's `m` and `v`).
+fn state(model: &Sequential, opt: &dyn Optimizer) -> Res<Vec<Named>> {
     let mut out = Vec::new();
-    for (id, p) in model.store.iter() {
+    for (_, p) in model.store.iter() {
         out.push(entry(format!("param.{}", p.name), &p.value)?);
-        match opt {
-            Opt::Sgd(o) => {
-                if let Some(v) = o.velocity(id) {
-                    out.push(entry(format!("opt.{}.velocity", p.name), v)?);
-                }
-            }
-            Opt::Adam(o) => {
-                if let Some((m, v)) = o.moments(id) {
-                    out.push(entry(format!("opt.{}.m", p.name), m)?);
-                    out.push(entry(format!("opt.{}.v", p.name), v)?);
-                }
-            }
-        }
+    }
+    for (buffer, id, t) in opt.state().buffers {
+        let name = &model.store.get(id).name;
+        out.push(entry(format!("opt.{name}.{buffer}"), &t)?);
     }
     Ok(out)
 }
@@ -114,13 +92,13 @@ fn main() -> Res<()> {
     let mut model = models::build(name, seed)?;
     let lr = recipe.schedule.lr(0, 0);
     let wd = recipe.weight_decay;
-    let mut opt = match recipe.optimizer {
-        Optim::Sgd { momentum, nesterov } => Opt::Sgd(Sgd::new(SgdHyper {
+    let mut opt: Box<dyn Optimizer> = match recipe.optimizer {
+        Optim::Sgd { momentum, nesterov } => Box::new(Sgd::new(SgdHyper {
             lr,
             momentum,
             nesterov,
         })),
-        Optim::Adam => Opt::Adam(Adam::new(AdamHyper {
+        Optim::Adam => Box::new(Adam::new(AdamHyper {
             lr,
             ..AdamHyper::default()
         })),
@@ -161,7 +139,7 @@ fn main() -> Res<()> {
     let recipe_meta = HashMap::from([
         ("model".to_string(), name.clone()),
         ("seed".to_string(), seed.to_string()),
-        ("optimizer".to_string(), opt.as_dyn().describe()),
+        ("optimizer".to_string(), opt.describe()),
         ("weight_decay".to_string(), wd.to_string()),
         ("batch_size".to_string(), bs.to_string()),
         ("steps".to_string(), steps.to_string()),
@@ -173,7 +151,7 @@ fn main() -> Res<()> {
     )?;
     write(
         &out.join("step_000.safetensors"),
-        &state(&model, &opt)?,
+        &state(&model, opt.as_ref())?,
         recipe_meta,
     )?;
 
@@ -183,8 +161,8 @@ fn main() -> Res<()> {
         let drop_seed = cpu::rng::pcg_hash((seed as u32) ^ cpu::rng::pcg_hash(step as u32));
         let penalty = nn::regularizer::l2_penalty(&model.store, wd);
         let stats =
-            nn::step::train_step_l2(&mut model, opt.as_dyn(), x, &labels, drop_seed, step, wd)?;
-        let mut tensors = state(&model, &opt)?;
+            nn::step::train_step_l2(&mut model, opt.as_mut(), x, &labels, drop_seed, step, wd)?;
+        let mut tensors = state(&model, opt.as_ref())?;
         tensors.push(("loss".into(), vec![1], vec![stats.loss]));
         tensors.push(("penalty".into(), vec![1], vec![penalty]));
         let meta = HashMap::from([

@@ -27,14 +27,6 @@ impl Adam {
     pub fn steps(&self) -> u64 {
         self.t
     }
-    /// The first and second moments `(m, v)` of parameter `id`, if it has them yet. For
-    /// inspection, e.g. the PyTorch parity harness in `parity/`.
-    pub fn moments(&self, id: ParamId) -> Option<(&Tensor, &Tensor)> {
-        self.moments
-            .get(id.0)
-            .and_then(Option::as_ref)
-            .map(|(m, v)| (m, v))
-    }
 }
 
 impl Default for Adam {
@@ -130,11 +122,17 @@ mod tests {
             ParamKind::Kernel,
         );
         let mut opt = Adam::default();
-        assert!(opt.moments(id).is_none());
+        assert!(opt.state().buffers.is_empty());
         let g = Tensor::from_vec([1], vec![2.0]).unwrap();
         opt.step(&mut store, vec![(id, g)], None).unwrap();
-        let (m, v) = opt.moments(id).unwrap();
-        let (m, v) = (m.as_slice()[0], v.as_slice()[0]);
+        let state = opt.state();
+        let buffer = |name: &str| {
+            let (_, bid, t) = state.buffers.iter().find(|b| b.0 == name).unwrap();
+            assert_eq!(*bid, id);
+            t.as_slice()[0]
+        };
+        let (m, v) = (buffer("m"), buffer("v"));
+        assert_eq!(state.steps, 1);
         assert_eq!(m, 2.0 * (1.0 - 0.9f32));
         assert_eq!(v, 4.0 * (1.0 - 0.999f32));
         let p = store.get(id).value.as_slice()[0];

@@ -36,11 +36,6 @@ impl Sgd {
     pub fn steps(&self) -> u64 {
         self.t
     }
-    /// The velocity of parameter `id` (Keras' `v`, a step: `momentum * v - lr * g`), if it
-    /// has one yet. For inspection, e.g. the PyTorch parity harness in `parity/`.
-    pub fn velocity(&self, id: ParamId) -> Option<&Tensor> {
-        self.velocity.get(id.0).and_then(Option::as_ref)
-    }
 }
 
 impl Default for Sgd {
@@ -175,7 +170,7 @@ mod tests {
         assert!(opt.velocity[0].is_some());
     }
 
-    /// The accessor returns Keras' velocity, a step (`momentum * v - lr * g`), not PyTorch's
+    /// The exported state holds Keras' velocity, a step (`momentum * v - lr * g`), not PyTorch's
     /// gradient sum: after two steps with g = 1, v = 0.9 * (-0.1) - 0.1.
     #[test]
     fn velocity_is_keras_v() {
@@ -185,12 +180,16 @@ mod tests {
             momentum: 0.9,
             nesterov: false,
         });
-        assert!(opt.velocity(id).is_none());
+        assert!(opt.state().buffers.is_empty());
         for _ in 0..2 {
             let g = Tensor::from_vec([1], vec![1.0]).unwrap();
             opt.step(&mut store, vec![(id, g)], None).unwrap();
         }
-        let v = opt.velocity(id).unwrap().as_slice()[0];
+        let state = opt.state();
+        assert_eq!(state.buffers.len(), 1);
+        let (name, vid, v) = &state.buffers[0];
+        assert_eq!((name.as_str(), *vid), ("velocity", id));
+        let v = v.as_slice()[0];
         assert_eq!(v, 0.9f32 * -0.1f32 - 0.1f32);
         assert_eq!(store.get(id).value.as_slice()[0], -0.1f32 + v);
     }
