@@ -87,10 +87,11 @@ pub fn choose(choice: Option<Option<Kernel>>) -> Result<(), String> {
 
 /// The kernel the convolutions use by default: AVX-512 where the CPU has it. The AVX2
 /// kernel is not a default: on the AVX-512 Xeon it was measured on (the only machine it has
-/// run on so far), it matched matrixmultiply on single GEMMs (76 vs 73 GFLOP/s at
-/// 256x1152x128, 36 vs 40 at 1024x288x32) but made a keras6 step slower (97 vs 178-222
-/// images/s), because each 16-column half re-reads A, which hurts the weight gradient's long
-/// A. Choose it with `bench --gemm avx2` to measure it on an AVX2-only CPU.
+/// run on so far; quiet, one thread) it trailed matrixmultiply on single GEMMs (115 vs 122
+/// GFLOP/s at 1024x288x32, 102 vs 146 at 256x1152x128) and in a keras6 step (595-615 vs
+/// 778-791 images/s, 2 threads). Each 6 x 16 tile streams a whole k x 32 panel of B from L2
+/// for 12 ymm FMAs per line; blocking k by 128 moved the rates by ±6% only. Choose it with
+/// `bench --gemm avx2` to measure it on an AVX2-only CPU.
 pub fn best() -> Option<Kernel> {
     Some(Kernel::Avx512).filter(|k| k.supported())
 }
