@@ -135,19 +135,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         model.forward_flops_per_example() as f64 / 1e6,
         flops_per_image as f64 / 1e6
     );
-    for s in 0..args.warmup {
-        nn::step::train_step_l2(
-            &mut model,
-            opt.as_mut(),
-            x.clone(),
-            &y,
-            s as u32,
-            s as u64,
-            wd,
-        )?;
-    }
+    // The warm-up steps first, untimed; then the timed ones.
     let mut times = Vec::new();
-    for s in 0..args.steps {
+    for s in 0..args.warmup.saturating_add(args.steps) {
         let t = Instant::now();
         nn::step::train_step_l2(
             &mut model,
@@ -158,7 +148,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             s as u64,
             wd,
         )?;
-        times.push(t.elapsed());
+        if s >= args.warmup {
+            times.push(t.elapsed());
+        }
     }
     times.sort();
     let median = times[times.len() / 2];
