@@ -153,7 +153,7 @@ fn mixing_devices_is_an_error_not_a_panic() {
         .to_device(&Device::Gpu(ctx.clone()))
         .unwrap();
     let b = Tensor::zeros([3, 2]);
-    let err = tensor::ops::matmul(
+    let err = tensor::ops::gemm(
         &a,
         tensor::ops::Transpose::No,
         &b,

@@ -129,7 +129,7 @@ fn dense_gradients() {
         check(
             &inputs,
             &|t, v| {
-                let y = t.matmul(v[0], v[1])?;
+                let y = t.gemm(v[0], v[1])?;
                 let y = t.bias_add(y, v[2])?;
                 project(t, y, seed + 3)
             },

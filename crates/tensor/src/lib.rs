@@ -5,11 +5,11 @@
 //! `ops/<name>.rs`, named like its kernel in the `cpu` crate, checks shapes (a mismatch is an
 //! error value, never a panic) and dispatches on the device of its operands.
 //!
-//! Storage comes from a size-keyed pool (`pool.rs`): a freed buffer is kept and handed to the
+//! Storage comes from a size-keyed cache (`buffer_cache.rs`): a freed buffer is kept and handed to the
 //! next tensor of the same length, so after its first step a training loop stops allocating.
 
+pub mod buffer_cache;
 mod error;
-mod pool;
 mod shape;
 mod tensor;
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use gpu::{GpuBuffer, GpuContext};
 
-use crate::{pool, Result, Shape, TensorError};
+use crate::{buffer_cache, Result, Shape, TensorError};
 
 /// Where a tensor's storage lives and so which kernels run on it.
 ///
@@ -69,25 +69,25 @@ impl std::fmt::Display for Device {
     }
 }
 
-/// Host memory from the pool; returns itself to the pool when the last tensor using it drops.
+/// Host memory from the buffer cache; returns itself to the cache when the last tensor using it drops.
 #[derive(Debug)]
 pub(crate) struct CpuBuffer(Vec<f32>);
 
 impl Drop for CpuBuffer {
     fn drop(&mut self) {
-        pool::give(std::mem::take(&mut self.0));
+        buffer_cache::give(std::mem::take(&mut self.0));
     }
 }
 
 impl Clone for CpuBuffer {
     fn clone(&self) -> Self {
-        let mut v = pool::take(self.0.len());
+        let mut v = buffer_cache::take(self.0.len());
         v.copy_from_slice(&self.0);
         CpuBuffer(v)
     }
 }
 
-/// A GPU buffer from the context's pool; goes back to the pool when the last tensor using it
+/// A GPU buffer from the context's buffer cache; goes back to it when the last tensor using it
 /// drops (safe even while recorded work still reads it: see gpu/src/record.rs).
 pub(crate) struct GpuStorage {
     ctx: Arc<GpuContext>,
@@ -167,7 +167,7 @@ impl Tensor {
         })
     }
 
-    /// A tensor holding a copy of `data`, in a buffer from the pool (no allocation once warm).
+    /// A tensor holding a copy of `data`, in a buffer from the buffer cache (no allocation once warm).
     pub fn from_slice(shape: impl Into<Shape>, data: &[f32]) -> Result<Tensor> {
         let shape = shape.into();
         if shape.numel() != data.len() {
@@ -214,7 +214,7 @@ impl Tensor {
         }
     }
 
-    /// A tensor with unspecified contents on `device`, from that device's pool. For kernels
+    /// A tensor with unspecified contents on `device`, from that device's buffer cache. For kernels
     /// that overwrite every element. Fails only when a GPU buffer would pass the binding limit.
     pub(crate) fn uninit_on(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         match device {
@@ -248,11 +248,11 @@ impl Tensor {
         }
     }
 
-    /// A CPU tensor with unspecified contents, from the buffer pool. For kernels that
+    /// A CPU tensor with unspecified contents, from the buffer cache. For kernels that
     /// overwrite every element.
     pub(crate) fn uninit(shape: impl Into<Shape>) -> Tensor {
         let shape = shape.into();
-        let v = pool::take(shape.numel());
+        let v = buffer_cache::take(shape.numel());
         Tensor {
             shape,
             storage: Arc::new(Storage::Cpu(CpuBuffer(v))),

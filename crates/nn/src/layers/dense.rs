@@ -27,7 +27,7 @@ impl Layer for Dense {
     }
     fn forward(&self, tape: &mut Tape, x: Var, ctx: &mut Ctx) -> Result<Var, NnError> {
         let w = ctx.param(tape, self.kernel);
-        let mut y = tape.matmul(x, w)?;
+        let mut y = tape.gemm(x, w)?;
         if let Some(b) = self.bias {
             let b = ctx.param(tape, b);
             y = tape.bias_add(y, b)?;

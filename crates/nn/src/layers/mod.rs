@@ -4,23 +4,25 @@
 //! a tape variable once (trainable ones as gradient-requiring leaves, frozen ones as inputs).
 
 mod activation;
+mod avgpool2d;
 mod batchnorm;
 mod conv2d;
 mod dense;
 mod dropout;
 mod flatten;
+mod lrn;
 mod maxpool2d;
-mod pooling;
 mod residual;
 
 pub use activation::{Activation, ActivationLayer};
+pub use avgpool2d::{AvgPool2d, GlobalAvgPool};
 pub use batchnorm::BatchNorm;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
+pub use lrn::Lrn;
 pub use maxpool2d::MaxPool2d;
-pub use pooling::{AvgPool2d, GlobalAvgPool, Lrn};
 pub use residual::{Residual, Shortcut};
 
 use autograd::{Tape, Var};

@@ -12,15 +12,6 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
-/// ReLU in place, for a tensor nobody else holds (copied first otherwise).
-pub fn relu_inplace(mut x: Tensor) -> Result<Tensor> {
-    match x.device() {
-        Device::Cpu => cpu::relu::relu_forward_inplace(x.data_mut()),
-        Device::Gpu(ctx) => gpu::elementwise::relu_forward_inplace(&ctx, x.gpu_buf_mut())?,
-    }
-    Ok(x)
-}
-
 /// `dx = dy` where the forward output `y` is positive, else 0.
 pub fn relu_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     crate::ops::same_shape("relu_backward", y.shape(), dy.shape())?;

@@ -1,20 +1,12 @@
-//! Element-wise sum of two values (a residual connection) and the option-A shortcut.
-//! Backward of `a + b`: both inputs receive `dy`.
+//! He et al.'s option-A shortcut on the tape: stride-subsample, then zero-pad the channels.
+//! Backward: `dy`'s unpadded channels, scattered back to the subsampled positions.
 
 use tensor::{ops, Result};
 
 use crate::{Tape, Var};
 
 impl Tape {
-    pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
-        let y = ops::add(self.value(a), self.value(b))?;
-        Ok(self.push(y, &[a, b], move |dy, g| {
-            g.add(a, dy.clone())?;
-            g.add(b, dy.clone())
-        }))
-    }
-
-    /// He et al.'s parameter-free shortcut: stride-subsample, then zero-pad the channels.
+    /// The parameter-free shortcut of a residual block that changes width and resolution.
     pub fn subsample_pad(
         &mut self,
         x: Var,

@@ -1,6 +1,6 @@
-//! matmul: `C = op(A) · op(B)` for rank-2 tensors, on the GEMM kernel.
+//! gemm: `C = op(A) · op(B)` for rank-2 tensors, on the GEMM kernel.
 
-use cpu::gemm::{gemm, Mat};
+use cpu::gemm::Mat;
 
 use crate::{Device, Result, Tensor, TensorError};
 
@@ -36,14 +36,14 @@ fn gpu_view(t: &Tensor, tr: Transpose) -> gpu::View<'_> {
     }
 }
 
-pub fn matmul(a: &Tensor, ta: Transpose, b: &Tensor, tb: Transpose) -> Result<Tensor> {
-    a.expect_rank("matmul", "A", 2)?;
-    b.expect_rank("matmul", "B", 2)?;
+pub fn gemm(a: &Tensor, ta: Transpose, b: &Tensor, tb: Transpose) -> Result<Tensor> {
+    a.expect_rank("gemm", "A", 2)?;
+    b.expect_rank("gemm", "B", 2)?;
     let (m, ka) = op_dims(a, ta);
     let (kb, n) = op_dims(b, tb);
     if ka != kb {
         return Err(TensorError::shape(
-            "matmul",
+            "gemm",
             format!(
                 "inner dimensions differ: A {} ({ta:?}) is {m}x{ka}, B {} ({tb:?}) is {kb}x{n}",
                 a.shape(),
@@ -51,10 +51,10 @@ pub fn matmul(a: &Tensor, ta: Transpose, b: &Tensor, tb: Transpose) -> Result<Te
             ),
         ));
     }
-    let dev = crate::ops::same_device("matmul", &[a, b])?;
+    let dev = crate::ops::same_device("gemm", &[a, b])?;
     let mut c = Tensor::uninit_on([m, n], &dev)?;
     match dev {
-        Device::Cpu => gemm(m, ka, n, view(a, ta), view(b, tb), 0.0, c.data_mut()),
+        Device::Cpu => cpu::gemm::gemm(m, ka, n, view(a, ta), view(b, tb), 0.0, c.data_mut()),
         Device::Gpu(ctx) => gpu::gemm_view(
             &ctx,
             gpu::GemmVariant::best_for(&ctx),

@@ -1,6 +1,6 @@
-//! Average pooling, global average pooling and LRN on the tape.
+//! Average pooling and global average pooling on the tape.
 
-use tensor::ops::{self, LrnParams};
+use tensor::ops;
 use tensor::{Padding, Result};
 
 use crate::{Tape, Var};
@@ -29,14 +29,6 @@ impl Tape {
         let y = ops::global_avgpool(self.value(x))?;
         Ok(self.push(y, &[x], move |dy, g| {
             g.add(x, ops::global_avgpool_backward(&x_shape, dy)?)
-        }))
-    }
-
-    pub fn lrn(&mut self, x: Var, p: LrnParams) -> Result<Var> {
-        let xt = self.value(x).clone();
-        let y = ops::lrn(&xt, &p)?;
-        Ok(self.push(y, &[x], move |dy, g| {
-            g.add(x, ops::lrn_backward(&xt, dy, &p)?)
         }))
     }
 }

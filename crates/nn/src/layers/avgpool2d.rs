@@ -1,7 +1,6 @@
-//! AveragePooling2D, GlobalAveragePooling2D and local response normalisation.
+//! AveragePooling2D and GlobalAveragePooling2D.
 
 use autograd::{Tape, Var};
-use tensor::ops::LrnParams;
 use tensor::Padding;
 
 use crate::{Ctx, Layer, NnError};
@@ -47,27 +46,5 @@ impl Layer for GlobalAvgPool {
     }
     fn forward(&self, tape: &mut Tape, x: Var, _ctx: &mut Ctx) -> Result<Var, NnError> {
         Ok(tape.global_avgpool(x)?)
-    }
-}
-
-/// tf.nn.lrn across channels (AlexNet's local response normalisation).
-pub struct Lrn {
-    pub name: String,
-    pub params: LrnParams,
-    pub shape: Vec<usize>,
-}
-
-impl Layer for Lrn {
-    fn kind(&self) -> &'static str {
-        "LRN"
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn output_shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn forward(&self, tape: &mut Tape, x: Var, _ctx: &mut Ctx) -> Result<Var, NnError> {
-        Ok(tape.lrn(x, self.params)?)
     }
 }
