@@ -16,11 +16,12 @@
 // so the channel is the column); every per-channel vector has length c.
 //
 // Why it is fast and accurate:
-// - The reductions run one workgroup per channel: its 256 threads stride down the rows, each
-//   keeping a private partial sum, and then a tree reduction in workgroup memory (8 halving
-//   steps with barriers) adds the 256 partials. The order of additions is fixed by the
-//   thread layout, so results are deterministic without atomics, and the tree keeps the
-//   rounding error near log2(256) ulps instead of growing with R.
+// - The reductions run one workgroup per channel: its WORKGROUP (256) threads stride down the
+//   rows, each keeping a private partial sum of R/256 terms, and then a tree reduction in
+//   workgroup memory (8 halving steps with barriers) adds the 256 partials. The order of
+//   additions is fixed by the thread layout, so results are deterministic without atomics.
+//   The error still grows with R, but only through the serial part: each partial's error
+//   grows like R/256 ulps (not R, as one serial sum would), and the tree adds log2(256) more.
 // - The CPU accumulates in f64; in f32 the sum of x would lose digits when |mean| >> std. So
 //   the mean is accumulated around a shift (the channel's first value, which is close to the
 //   mean in scale), and the variance in a second pass around the mean itself (never as
@@ -40,12 +41,8 @@ struct Bn {
 
 @group(0) @binding(0) var<uniform> p: Bn;
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
-var<workgroup> red_a: array<f32, 256>;
-var<workgroup> red_b: array<f32, 256>;
+var<workgroup> red_a: array<f32, WORKGROUP>;
+var<workgroup> red_b: array<f32, WORKGROUP>;
 
 // ---------------------------------------------------------------------------------------------
 // Statistics: one workgroup per channel (the grid may spill into y past 65,535 channels).
@@ -54,7 +51,7 @@ var<workgroup> red_b: array<f32, 256>;
 @group(0) @binding(2) var<storage, read_write> st_mean: array<f32>;
 @group(0) @binding(3) var<storage, read_write> st_var: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn bn_stats(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -67,12 +64,12 @@ fn bn_stats(
     }
     let shift = st_x[j];
     var s = 0.0;
-    for (var r = lid; r < p.rows; r += 256u) {
+    for (var r = lid; r < p.rows; r += WORKGROUP) {
         s += st_x[r * p.c + j] - shift;
     }
     red_a[lid] = s;
     workgroupBarrier();
-    for (var w = 128u; w > 0u; w >>= 1u) {
+    for (var w = WORKGROUP / 2u; w > 0u; w >>= 1u) {
         if (lid < w) {
             red_a[lid] += red_a[lid + w];
         }
@@ -80,14 +77,14 @@ fn bn_stats(
     }
     let mean = shift + red_a[0] / f32(p.rows);
     var q = 0.0;
-    for (var r = lid; r < p.rows; r += 256u) {
+    for (var r = lid; r < p.rows; r += WORKGROUP) {
         let d = st_x[r * p.c + j] - mean;
         q += d * d;
     }
     // A second array: thread 0 must not overwrite red_a[0] while others still read it.
     red_b[lid] = q;
     workgroupBarrier();
-    for (var w = 128u; w > 0u; w >>= 1u) {
+    for (var w = WORKGROUP / 2u; w > 0u; w >>= 1u) {
         if (lid < w) {
             red_b[lid] += red_b[lid + w];
         }
@@ -109,7 +106,7 @@ fn bn_stats(
 @group(0) @binding(5) var<storage, read> nm_var: array<f32>;
 @group(0) @binding(6) var<storage, read_write> nm_y: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn bn_normalize(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -133,7 +130,7 @@ fn bn_normalize(
 @group(0) @binding(5) var<storage, read_write> br_dgamma: array<f32>;
 @group(0) @binding(6) var<storage, read_write> br_dbeta: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn bn_backward_reduce(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -146,7 +143,7 @@ fn bn_backward_reduce(
     let m = br_mean[j];
     var db = 0.0;
     var dg = 0.0;
-    for (var r = lid; r < p.rows; r += 256u) {
+    for (var r = lid; r < p.rows; r += WORKGROUP) {
         let g = br_dy[r * p.c + j];
         db += g;
         dg += g * (br_x[r * p.c + j] - m);
@@ -154,7 +151,7 @@ fn bn_backward_reduce(
     red_a[lid] = db;
     red_b[lid] = dg;
     workgroupBarrier();
-    for (var w = 128u; w > 0u; w >>= 1u) {
+    for (var w = WORKGROUP / 2u; w > 0u; w >>= 1u) {
         if (lid < w) {
             red_a[lid] += red_a[lid + w];
             red_b[lid] += red_b[lid + w];
@@ -179,7 +176,7 @@ fn bn_backward_reduce(
 @group(0) @binding(7) var<storage, read> bx_dbeta: array<f32>;
 @group(0) @binding(8) var<storage, read_write> bx_dx: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn bn_backward_dx(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -202,7 +199,7 @@ fn bn_backward_dx(
 @group(0) @binding(2) var<storage, read> ma_batch: array<f32>;
 @group(0) @binding(3) var<storage, read> ma_guard: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn bn_moving_average(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

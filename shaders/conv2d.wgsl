@@ -53,10 +53,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // The input coordinate read by output coordinate `o` at kernel offset `k`, or -1 outside.
 fn in_coord(o: u32, k: u32, pad: u32, size: u32) -> i32 {
     let i = i32(o * p.stride + k) - i32(pad);
@@ -68,9 +64,9 @@ fn in_coord(o: u32, k: u32, pad: u32, size: u32) -> i32 {
 
 // cols[r][q] for the chunk's rows r = (b - first_image) * out_h * out_w + oy * out_w + ox and
 // columns q = (ky * kw + kx) * c_in + ci. src = x (whole batch), dst = cols.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = flat_id(gid, nwg);
+    let e = flat(gid, nwg);
     let plen = p.kh * p.kw * p.c_in;
     let rows = p.images * p.out_h * p.out_w;
     if (e >= rows * plen) {
@@ -95,9 +91,9 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 
 // dx[b,iy,ix,ci] for the chunk's images = the sum of the dcols entries that im2col would have
 // filled from x[b,iy,ix,ci]. src = dcols of the chunk, dst = dx (whole batch).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = flat_id(gid, nwg);
+    let e = flat(gid, nwg);
     if (e >= p.images * p.h * p.w * p.c_in) {
         return;
     }
@@ -140,12 +136,12 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn conv2d_1_direct(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let e = flat_id(gid, nwg);
+    let e = flat(gid, nwg);
     if (e >= p.n * p.out_h * p.out_w * p.c_out) {
         return;
     }

@@ -28,10 +28,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // PCG-RXS-M-XS 32-bit hash (cpu::rng::pcg_hash).
 fn pcg_hash(input: u32) -> u32 {
     let state = input * 747796405u + 2891336453u;
@@ -49,7 +45,7 @@ fn uniform01(seed: u32, i: u32) -> f32 {
 @group(0) @binding(2) var<storage, read_write> fw_y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> fw_mask: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn dropout_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i >= params.n) {
@@ -64,7 +60,7 @@ fn dropout_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 @group(0) @binding(2) var<storage, read> bw_mask: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bw_dx: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn dropout_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i < params.n) {

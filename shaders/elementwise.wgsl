@@ -55,18 +55,13 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 
-// Flat index of this thread in a 1-D dispatch of 256-wide workgroups.
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Bias.
 
 @group(0) @binding(1) var<storage, read_write> ba_y: array<f32>;
 @group(0) @binding(2) var<storage, read> ba_bias: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn bias_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i < params.n) {
@@ -77,16 +72,16 @@ fn bias_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 @group(0) @binding(1) var<storage, read> bg_dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> bg_db: array<f32>;
 
-var<workgroup> partial: array<f32, 256>;
+var<workgroup> partial: array<f32, WORKGROUP>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn bias_grad(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
     let w = params.w;
-    let lanes = 256u / w;
+    let lanes = WORKGROUP / w;
     let col = lid % w;
     let lane = lid / w;
     let j = (wg.x + wg.y * nwg.x) * w + col;
@@ -118,7 +113,7 @@ fn bias_grad(
 @group(0) @binding(1) var<storage, read> rf_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> rf_y: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i < params.n) {
@@ -129,7 +124,7 @@ fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 
 @group(0) @binding(1) var<storage, read_write> ri_y: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn relu_forward_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i < params.n) {
@@ -142,7 +137,7 @@ fn relu_forward_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
 @group(0) @binding(2) var<storage, read> rb_dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rb_dx: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i < params.n) {
@@ -157,7 +152,7 @@ fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 @group(0) @binding(2) var<storage, read> add_b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> add_y: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i < params.n) {
@@ -169,7 +164,7 @@ fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 @group(0) @binding(1) var<storage, read_write> aa_y: array<f32>;
 @group(0) @binding(2) var<storage, read> aa_a: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn add_assign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i < params.n) {
@@ -178,7 +173,7 @@ fn add_assign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 }
 
 // axpy and scale bind (x, y): the same slots as relu_forward.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn axpy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i < params.n) {
@@ -186,7 +181,7 @@ fn axpy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i < params.n) {
@@ -202,7 +197,7 @@ const BLOCK: u32 = 4096u; // elements per workgroup in pass 1: 16 per thread
 // Tree-reduce `partial` (256 values, one per thread, already stored) into partial[0].
 fn reduce_partial(lid: u32) {
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s /= 2u) {
+    for (var s = WORKGROUP / 2u; s > 0u; s /= 2u) {
         if (lid < s) {
             partial[lid] += partial[lid + s];
         }
@@ -211,7 +206,7 @@ fn reduce_partial(lid: u32) {
 }
 
 // Pass 1: rf_y[g] = sum of the squares of rf_x[g * BLOCK .. (g + 1) * BLOCK).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn sum_squares_blocks(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -220,8 +215,8 @@ fn sum_squares_blocks(
     let g = wg.x + wg.y * nwg.x;
     let start = g * BLOCK;
     var acc = 0.0;
-    for (var k = 0u; k < BLOCK / 256u; k++) {
-        let i = start + k * 256u + lid;
+    for (var k = 0u; k < BLOCK / WORKGROUP; k++) {
+        let i = start + k * WORKGROUP + lid;
         if (i < params.n) {
             let v = rf_x[i];
             acc += v * v;
@@ -235,10 +230,10 @@ fn sum_squares_blocks(
 }
 
 // Pass 2 (one workgroup): rf_y[at] = sum of rf_x[0 .. n), squared first when w = 1.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn sum_one_group(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
-    for (var i = lid; i < params.n; i += 256u) {
+    for (var i = lid; i < params.n; i += WORKGROUP) {
         let v = rf_x[i];
         acc += select(v, v * v, params.w == 1u);
     }

@@ -31,10 +31,6 @@ struct Lrn {
 
 @group(0) @binding(0) var<uniform> p: Lrn;
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // The window W(d) as an inclusive range [lo, hi].
 fn win(d: u32) -> vec2<u32> {
     return vec2<u32>(d - min(d, p.r), min(d + p.r, p.c - 1u));
@@ -68,7 +64,7 @@ fn s_fwd(base: u32, d: u32) -> f32 {
     return p.bias + p.alpha * sum;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn lrn_forward(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -95,7 +91,7 @@ fn s_bwd(base: u32, d: u32) -> f32 {
     return p.bias + p.alpha * sum;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn lrn_backward(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

@@ -1,5 +1,6 @@
-// Optimiser updates, the WGSL twins of crates/cpu/src/adam.rs, sgd.rs and rmsprop.rs, each
-// skipped entirely when this step's loss is not finite.
+// What the optimiser updates share (adam.wgsl, sgd.wgsl and rmsprop.wgsl are each compiled after
+// this file; the Rust side is crates/gpu/src/optim.rs): the uniform, the bindings, and the
+// guard that skips a whole update when this step's loss is not finite.
 //
 // Math (per element i; g = grad[i]; lr_t and the hyper-parameters arrive in the uniform):
 //   sgd_plain      p -= lr * g                                       (momentum 0)
@@ -15,8 +16,7 @@
 // The guard: guard[0] holds this step's loss (or 0 for no guard). If it is not finite the
 // kernel returns before touching anything, so a NaN or inf step leaves param and the optimiser
 // state as they were, without reading the loss back to the host. Finiteness is tested on the
-// bit pattern (exponent all ones means inf or NaN), because compilers may assume `x != x` is
-// false under fast-math rules.
+// bit pattern (the prelude's is_finite).
 //
 // Layout: param, grad and each state buffer are flat arrays of the same length, element i of
 // each belonging to the same scalar parameter. Bindings, shared by all four entry points so
@@ -38,7 +38,7 @@ struct Params {
     eps: f32,
 }
 
-const NESTEROV: u32 = 1u;
+const NESTEROV: u32 = 1u; // flags bit: Nesterov momentum (sgd_momentum)
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> guard: array<f32>;
@@ -50,59 +50,6 @@ const NESTEROV: u32 = 1u;
 // The element this thread updates, or n (no element) when out of range or the guard is not
 // finite.
 fn element(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    let finite = (bitcast<u32>(guard[0]) & 0x7f800000u) != 0x7f800000u;
-    return select(params.n, i, finite && i < params.n);
-}
-
-@compute @workgroup_size(256)
-fn sgd_plain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = element(gid, nwg);
-    if (i >= params.n) {
-        return;
-    }
-    param[i] -= params.lr * grad[i];
-}
-
-@compute @workgroup_size(256)
-fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = element(gid, nwg);
-    if (i >= params.n) {
-        return;
-    }
-    let g = grad[i];
-    let mom = params.c1;
-    let v = mom * state1[i] - params.lr * g;
-    state1[i] = v;
-    if ((params.flags & NESTEROV) != 0u) {
-        param[i] += mom * v - params.lr * g;
-    } else {
-        param[i] += v;
-    }
-}
-
-@compute @workgroup_size(256)
-fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = element(gid, nwg);
-    if (i >= params.n) {
-        return;
-    }
-    let g = grad[i];
-    let a = params.c1 * state1[i] + params.c2 * (g * g);
-    state1[i] = a;
-    param[i] -= params.lr * g / (sqrt(a) + params.eps);
-}
-
-@compute @workgroup_size(256)
-fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = element(gid, nwg);
-    if (i >= params.n) {
-        return;
-    }
-    let g = grad[i];
-    let m = state1[i] + (g - state1[i]) * params.c1;
-    let v = state2[i] + (g * g - state2[i]) * params.c2;
-    state1[i] = m;
-    state2[i] = v;
-    param[i] -= m * params.lr / (sqrt(v) + params.eps);
+    let i = flat(gid, nwg);
+    return select(params.n, i, is_finite(guard[0]) && i < params.n);
 }

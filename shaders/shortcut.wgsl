@@ -28,14 +28,10 @@ struct Shortcut {
 
 @group(0) @binding(0) var<uniform> p: Shortcut;
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 @group(0) @binding(1) var<storage, read> f_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> f_y: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn subsample_pad(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -59,7 +55,7 @@ fn subsample_pad(
 @group(0) @binding(1) var<storage, read> b_dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> b_dx: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn subsample_pad_backward(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

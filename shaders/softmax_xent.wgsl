@@ -40,10 +40,6 @@ const ACCUMULATE: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // The row's label as an index, or `classes` (out of range) when it is not a valid class.
 fn label_index(label: f32) -> u32 {
     if (label >= 0.0 && label < f32(params.classes) && label == floor(label)) {
@@ -58,7 +54,7 @@ fn label_index(label: f32) -> u32 {
 @group(0) @binding(4) var<storage, read_write> fw_row_loss: array<f32>;
 
 // One thread per row: probs and the row's loss.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn softmax_xent_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let r = flat(gid, nwg);
     if (r >= params.rows) {
@@ -95,7 +91,7 @@ fn softmax_xent_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 @group(0) @binding(3) var<storage, read_write> cc_hits: array<f32>;
 
 // One thread per row: 1 where the first maximum of the row is at its label, else 0.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn correct_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let r = flat(gid, nwg);
     if (r >= params.rows) {
@@ -119,7 +115,7 @@ fn correct_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 @group(0) @binding(3) var<storage, read_write> bw_dx: array<f32>;
 
 // One thread per element: dx = (p - onehot) * (scale / rows), as the CPU's fast backward.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn softmax_xent_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i >= params.rows * params.classes) {
@@ -135,18 +131,18 @@ fn softmax_xent_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
 @group(0) @binding(1) var<storage, read> rd_values: array<f32>;
 @group(0) @binding(2) var<storage, read_write> rd_out: array<f32>;
 
-var<workgroup> partial: array<f32, 256>;
+var<workgroup> partial: array<f32, WORKGROUP>;
 
 // One workgroup: out[at] (=|+=) (sum_r values[r]) / divisor, in a fixed order.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn reduce_rows(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
-    for (var r = lid; r < params.rows; r += 256u) {
+    for (var r = lid; r < params.rows; r += WORKGROUP) {
         acc += rd_values[r];
     }
     partial[lid] = acc;
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s /= 2u) {
+    for (var s = WORKGROUP / 2u; s > 0u; s /= 2u) {
         if (lid < s) {
             partial[lid] += partial[lid + s];
         }

@@ -8,10 +8,10 @@
 //! mean) where the CPU uses f64, and agree with it to about 1e-6 relative.
 
 use crate::buffer::GpuBuffer;
+use crate::checks::{check_distinct, check_len, check_u32};
 use crate::context::GpuContext;
 use crate::error::GpuError;
 use crate::pipeline::Shader;
-use crate::pool::{check_distinct, check_len, check_u32};
 use crate::record::{grid, Kernel};
 
 /// The WGSL source of the batch-normalisation family.
@@ -209,16 +209,17 @@ pub fn batchnorm_backward(
 }
 
 /// `moving = momentum * moving + (1 - momentum) * batch`, element-wise, unless `guard[0]` is
-/// not finite (inf or NaN), in which case `moving` is left unchanged. Callers with nothing to
-/// guard on pass `&ctx.dummy` (a zero). Matches `cpu::batchnorm::update_moving_average`.
+/// not finite (inf or NaN), in which case `moving` is left unchanged; `None` means no guard.
+/// Matches `cpu::batchnorm::update_moving_average`.
 pub fn update_moving_average(
     ctx: &GpuContext,
     moving: &GpuBuffer,
     batch: &GpuBuffer,
     momentum: f32,
-    guard: &GpuBuffer,
+    guard: Option<&GpuBuffer>,
 ) -> Result<(), GpuError> {
     const WHAT: &str = "update_moving_average";
+    let guard = guard.unwrap_or_else(|| ctx.zero());
     check_len(WHAT, "batch", batch, moving.len())?;
     if guard.is_empty() {
         return Err(GpuError::Shape(format!(
@@ -243,4 +244,24 @@ pub fn update_moving_average(
         &[moving, batch, guard],
         moving.len(),
     )
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    #[test]
+    fn the_uniform_matches_its_wgsl_twin() {
+        crate::uniform_matches!(
+            SHADER,
+            "Bn",
+            Params {
+                rows,
+                c,
+                eps,
+                total,
+                momentum
+            }
+        );
+    }
 }

@@ -1,17 +1,15 @@
-//! f32 storage buffers, the pool that recycles them, and host <-> device copies.
+//! f32 storage buffers and the cache that recycles them.
 //!
 //! A training step allocates the same activation and gradient sizes every time, so freed
-//! buffers go back to a [`BufferPool`] keyed by their exact byte size and the next request of
-//! that size takes one instead of asking the driver for new memory (DESIGN.md: buffers are
-//! pooled and reused across steps).
+//! buffers go to a [`BufferCache`] keyed by their exact byte size and the next request of that
+//! size takes one instead of asking the driver for new memory. [`crate::GpuContext`] owns the
+//! cache; this file knows nothing of the context.
 
-use crate::context::GpuContext;
-use crate::error::GpuError;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The usages every pooled buffer has: bound as storage by kernels, and a copy source and
-/// destination for uploads, clears and readbacks.
+/// The usages every buffer has: bound as storage by kernels, and a copy source and destination
+/// for uploads, clears and readbacks.
 const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
@@ -21,12 +19,12 @@ const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 /// The wgpu buffer is at least 4 bytes even when `len` is 0 (wgpu cannot bind an empty buffer).
 #[derive(Debug)]
 pub struct GpuBuffer {
-    pub buffer: wgpu::Buffer,
+    buffer: wgpu::Buffer,
     len: usize,
 }
 
 impl GpuBuffer {
-    /// A new (unpooled) buffer of `len` f32.
+    /// A new (uncached) buffer of `len` f32.
     pub(crate) fn new(device: &wgpu::Device, len: usize) -> Self {
         let buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("storage"),
@@ -46,104 +44,57 @@ impl GpuBuffer {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Whether two handles name the same GPU memory (wgpu refuses a buffer bound twice when one
+    /// binding writes it; the cache test checks that memory comes back).
+    pub fn same_buffer(&self, other: &GpuBuffer) -> bool {
+        self.buffer == other.buffer
+    }
+
+    /// The wgpu buffer, for binding and copies (and for tests that check which memory a
+    /// buffer got).
+    pub fn raw(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
 }
 
 /// Byte size of the wgpu buffer that holds `len` f32 values.
-fn byte_size(len: usize) -> u64 {
+pub(crate) fn byte_size(len: usize) -> u64 {
     4 * len.max(1) as u64
 }
 
 /// Freed storage buffers, by exact byte size.
 #[derive(Default)]
-pub struct BufferPool {
+pub struct BufferCache {
     free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
 }
 
-impl BufferPool {
-    fn take(&self, bytes: u64) -> Option<wgpu::Buffer> {
-        self.free.lock().unwrap().get_mut(&bytes)?.pop()
-    }
-
-    fn give(&self, buffer: wgpu::Buffer) {
-        let mut free = self.free.lock().unwrap();
-        free.entry(buffer.size()).or_default().push(buffer);
-    }
-
-    /// Number of buffers waiting to be reused.
-    pub fn free_count(&self) -> usize {
-        self.free.lock().unwrap().values().map(Vec::len).sum()
-    }
-
-    /// Drop every free buffer, giving its memory back to the driver.
-    pub fn clear(&self) {
-        self.free.lock().unwrap().clear();
-    }
-}
-
-impl GpuContext {
-    /// A buffer of `len` f32 with unspecified contents: a pooled one of the same size if there
-    /// is one, else a new one. `what` names the tensor in the `TooLarge` error.
-    pub fn alloc(&self, len: usize, what: &str) -> Result<GpuBuffer, GpuError> {
-        let bytes = byte_size(len);
-        let limit = self.binding_limit();
-        if bytes > limit {
-            return Err(GpuError::TooLarge {
-                what: format!("{what} ({len} f32)"),
-                bytes,
-                limit,
-            });
-        }
-        Ok(match self.pool.take(bytes) {
+impl BufferCache {
+    /// A buffer of `len` f32: a cached one of the same byte size if there is one, else new.
+    pub(crate) fn take(&self, device: &wgpu::Device, len: usize) -> GpuBuffer {
+        let cached = (self.free.lock().unwrap())
+            .get_mut(&byte_size(len))
+            .and_then(Vec::pop);
+        match cached {
             Some(buffer) => GpuBuffer { buffer, len },
-            None => GpuBuffer::new(&self.device, len),
-        })
-    }
-
-    /// Give a buffer back to the pool for reuse by the next request of the same size.
-    ///
-    /// Safe at any time, even while recorded work still uses it: every later use is recorded
-    /// after that work and runs after it (record.rs).
-    pub fn release(&self, buf: GpuBuffer) {
-        self.pool.give(buf.buffer);
-    }
-
-    /// Copy host data into a new (or pooled) GPU buffer (recorded; see record.rs).
-    pub fn upload(&self, data: &[f32]) -> Result<GpuBuffer, GpuError> {
-        let buf = self.alloc(data.len(), "uploaded tensor")?;
-        self.record_write(&buf, data)?;
-        Ok(buf)
-    }
-
-    /// A GPU buffer of `len` zeros (recorded).
-    pub fn zeros(&self, len: usize) -> Result<GpuBuffer, GpuError> {
-        let buf = self.alloc(len, "zero tensor")?;
-        self.record_clear(&buf, len);
-        Ok(buf)
-    }
-
-    /// Copy a GPU buffer back to the host: submits everything recorded, then waits for it.
-    pub fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>, GpuError> {
-        if buf.is_empty() {
-            return Ok(Vec::new());
+            None => GpuBuffer::new(device, len),
         }
-        let bytes = 4 * buf.len() as u64;
-        let staging = self.record_readback(buf);
-        let slice = staging.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.wait()?;
-        rx.recv()
-            .map_err(|e| GpuError::Readback(format!("map callback never ran: {e}")))?
-            .map_err(|e| GpuError::Readback(format!("mapping {bytes} bytes: {e}")))?;
-        let out = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| GpuError::Readback(format!("mapped range: {e}")))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-        };
-        staging.unmap();
-        Ok(out)
+    }
+
+    /// Keep `buf` for the next request of its size.
+    pub(crate) fn give(&self, buf: GpuBuffer) {
+        let mut free = self.free.lock().unwrap();
+        free.entry(buf.buffer.size()).or_default().push(buf.buffer);
+    }
+
+    /// Bytes of GPU memory held for reuse.
+    pub fn cached_bytes(&self) -> u64 {
+        let free = self.free.lock().unwrap();
+        free.iter().map(|(bytes, v)| bytes * v.len() as u64).sum()
+    }
+
+    /// Drop every cached buffer, giving its memory back to the driver.
+    pub fn trim(&self) {
+        self.free.lock().unwrap().clear();
     }
 }

@@ -170,7 +170,7 @@ pub fn conv2d_forward(
     let gv = match v {
         ConvVariant::Direct => {
             let flags = u32::from(bias.is_some()) | if relu { 2 } else { 0 };
-            let b = bias.unwrap_or(&ctx.dummy);
+            let b = bias.unwrap_or(ctx.zero());
             return ctx.dispatch_threads(
                 kernel("conv2d_1_direct"),
                 &Params::new(d, 0, d.n, flags),
@@ -290,4 +290,35 @@ pub fn conv2d_backward_weight(
     })();
     ctx.release(cols);
     result
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    #[test]
+    fn the_uniform_matches_its_wgsl_twin() {
+        crate::uniform_matches!(
+            SHADER,
+            "Params",
+            Params {
+                n,
+                h,
+                w,
+                c_in,
+                kh,
+                kw,
+                c_out,
+                stride,
+                pad_top,
+                pad_left,
+                out_h,
+                out_w,
+                first_image,
+                images,
+                flags,
+                _pad
+            }
+        );
+    }
 }

@@ -60,7 +60,7 @@ pub(crate) fn same_len(buf: &GpuBuffer, n: usize, what: &str) -> Result<(), GpuE
 /// Fails when the output `out` is one of `inputs`: wgpu rejects a dispatch that binds one
 /// buffer both as read-only and as read-write storage.
 pub(crate) fn distinct(out: &GpuBuffer, inputs: &[&GpuBuffer], what: &str) -> Result<(), GpuError> {
-    if inputs.iter().any(|b| b.buffer == out.buffer) {
+    if inputs.iter().any(|b| b.same_buffer(out)) {
         return Err(GpuError::Shape(format!(
             "{what}: the output must be a different buffer from the inputs"
         )));
@@ -245,4 +245,14 @@ pub fn sum_squares(
     // Safe while the recorded passes still use it: later uses are ordered after them.
     ctx.release(partials);
     result
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    #[test]
+    fn the_uniform_matches_its_wgsl_twin() {
+        crate::uniform_matches!(SHADER, "Params", Params { n, c, w, at, alpha });
+    }
 }

@@ -93,7 +93,6 @@ struct Dims {
     b_off: u32,
     c_off: u32,
     flags: u32,
-    _pad: u32,
 }
 
 const ACCUMULATE: u32 = 1;
@@ -219,7 +218,7 @@ pub fn gemm_view(
             )));
         }
     }
-    if c.buffer == a.buf.buffer || c.buffer == b.buf.buffer {
+    if c.same_buffer(a.buf) || c.same_buffer(b.buf) {
         return Err(GpuError::Shape(
             "gemm: C must not share a buffer with A or B".into(),
         ));
@@ -233,7 +232,7 @@ pub fn gemm_view(
     // With k = 0 the kernels' k loops run no times (C = 0 through the epilogue), but A or B
     // may then be empty buffers, which cannot be bound: bind the context's dummy instead.
     let (a_buf, b_buf) = if k == 0 {
-        (&ctx.dummy, &ctx.dummy)
+        (ctx.zero(), ctx.zero())
     } else {
         (a.buf, b.buf)
     };
@@ -249,11 +248,10 @@ pub fn gemm_view(
         b_off: b.offset as u32,
         c_off: c_off as u32,
         flags,
-        _pad: 0,
     };
     let (tm, tn) = v.tile();
     let groups = grid((m.div_ceil(tm) * n.div_ceil(tn)) as u64)?;
-    let bias = epi.bias.unwrap_or(&ctx.dummy);
+    let bias = epi.bias.unwrap_or(ctx.zero());
     ctx.dispatch(
         Kernel {
             shader: SHADER,
@@ -263,4 +261,30 @@ pub fn gemm_view(
         &[a_buf, b_buf, c, bias],
         groups,
     )
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    #[test]
+    fn the_uniform_matches_its_wgsl_twin() {
+        crate::uniform_matches!(
+            SHADER,
+            "Dims",
+            Dims {
+                m,
+                k,
+                n,
+                a_rs,
+                a_cs,
+                b_rs,
+                b_cs,
+                a_off,
+                b_off,
+                c_off,
+                flags
+            }
+        );
+    }
 }

@@ -5,10 +5,10 @@
 //! keeps an f64 running sum), so the two agree to rounding.
 
 use crate::buffer::GpuBuffer;
+use crate::checks::{check_distinct, check_len, check_u32};
 use crate::context::GpuContext;
 use crate::error::GpuError;
 use crate::pipeline::Shader;
-use crate::pool::{check_distinct, check_len, check_u32};
 use crate::record::Kernel;
 use cpu::lrn::LrnParams;
 
@@ -99,4 +99,25 @@ pub fn lrn_backward(
         entry: "lrn_backward",
     };
     ctx.dispatch_threads(k, &params, &[x, dy, dx], x.len())
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    #[test]
+    fn the_uniform_matches_its_wgsl_twin() {
+        crate::uniform_matches!(
+            SHADER,
+            "Lrn",
+            Params {
+                c,
+                total,
+                r,
+                bias,
+                alpha,
+                beta
+            }
+        );
+    }
 }

@@ -8,7 +8,22 @@ use crate::error::GpuError;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// One WGSL source file: a name (for the cache and error messages) and its text.
+/// What every shader is compiled after: the constants Rust owns, then `shaders/prelude.wgsl`.
+pub fn prelude() -> String {
+    format!(
+        "const WORKGROUP: u32 = {}u;\n{}",
+        crate::record::WORKGROUP,
+        include_str!("../../../shaders/prelude.wgsl")
+    )
+}
+
+/// The full WGSL text of `shader` as it is compiled: the prelude, then its own source.
+pub fn full_source(shader: &Shader) -> String {
+    format!("{}\n{}", prelude(), shader.source)
+}
+
+/// One WGSL shader: a name (for the cache and error messages) and its text (compiled after the
+/// [`prelude`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Shader {
     pub name: &'static str,
@@ -53,7 +68,7 @@ impl PipelineCache {
             .or_insert_with(|| {
                 let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(shader.name),
-                    source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                    source: wgpu::ShaderSource::Wgsl(full_source(&shader).into()),
                 };
                 if shader.trusted {
                     // SAFETY: `trusted` shaders index only inside the views their wrappers

@@ -1,5 +1,6 @@
 //! Recording: every kernel, clear, upload and copy goes into one open command encoder, which
-//! is submitted only when the host needs a result (a readback) or calls [`GpuContext::flush`].
+//! is submitted only when the host needs a result (a readback) or calls
+//! [`crate::GpuContext::flush`].
 //!
 //! Why: on lavapipe one submit costs 0.25-0.6 ms and one dispatch inside a compute pass
 //! 20-75 us, and on a real GPU every submit is a round trip through the driver. A training step
@@ -8,12 +9,14 @@
 //!
 //! Ordering is the recording order, for everything: uploads are copies recorded into the same
 //! encoder (from a staging buffer filled at creation), never `queue.write_buffer` (which would
-//! land before the whole pending encoder runs). So a buffer may go back to the pool and be
+//! land before the whole pending encoder runs). So a buffer may go back to the cache and be
 //! reused at once, even while the encoder that last used it is still open: later commands are
 //! ordered after earlier ones, and wgpu inserts the barriers between dispatches.
+//!
+//! [`Recorder`] takes the device and queue as arguments; [`crate::GpuContext`] owns it behind a
+//! mutex and is the only caller.
 
 use crate::buffer::GpuBuffer;
-use crate::context::GpuContext;
 use crate::error::GpuError;
 use crate::pipeline::Shader;
 use wgpu::util::DeviceExt;
@@ -29,7 +32,8 @@ pub struct Kernel {
 }
 
 /// Threads per workgroup of the one-dimensional kernels (elementwise ops, reductions by row).
-/// 256 is a multiple of every vendor's SIMD width (32 NVIDIA, 64 AMD, 8-16 on CPUs).
+/// 256 is a multiple of every vendor's SIMD width (32 NVIDIA, 64 AMD, 8-16 on CPUs). The
+/// shaders see it as `WORKGROUP` (the prelude, generated from this constant).
 pub const WORKGROUP: u32 = 256;
 
 /// Workgroups per dispatch dimension that every wgpu backend accepts.
@@ -48,6 +52,39 @@ pub fn grid(groups: u64) -> Result<[u32; 3], GpuError> {
     Ok([x as u32, y as u32, 1])
 }
 
+/// The bind group of one dispatch: `params` as a uniform at binding 0 (padded to the 16 bytes
+/// uniforms are bound in), `buffers` at bindings 1, 2, ...
+pub(crate) fn bind_group<P: bytemuck::Pod>(
+    device: &wgpu::Device,
+    pipeline: &wgpu::ComputePipeline,
+    label: &str,
+    params: &P,
+    buffers: &[&GpuBuffer],
+) -> wgpu::BindGroup {
+    let mut bytes = bytemuck::bytes_of(params).to_vec();
+    bytes.resize(bytes.len().div_ceil(16).max(1) * 16, 0);
+    let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: &bytes,
+        usage: wgpu::BufferUsages::UNIFORM,
+    });
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: uniform.as_entire_binding(),
+    }];
+    for (i, b) in buffers.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry {
+            binding: i as u32 + 1,
+            resource: b.raw().as_entire_binding(),
+        });
+    }
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    })
+}
+
 /// The open encoder and, inside it, the open compute pass (kept open across dispatches: a
 /// pass per dispatch would cost a begin and an end each).
 #[derive(Default)]
@@ -56,10 +93,11 @@ pub(crate) struct Recorder {
     pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     /// Commands recorded since the last submit.
-    pub(crate) pending: usize,
+    pending: usize,
 }
 
 impl Recorder {
+    /// The open encoder (closing the compute pass, since copies cannot go inside one).
     fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
         self.pass = None;
         self.encoder.get_or_insert_with(|| {
@@ -69,6 +107,7 @@ impl Recorder {
         })
     }
 
+    /// The open compute pass, begun on the open encoder if there is none.
     fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
         if self.pass.is_none() {
             let pass = self
@@ -82,183 +121,59 @@ impl Recorder {
         }
         self.pass.as_mut().expect("just opened")
     }
-}
 
-impl GpuContext {
-    /// Record one dispatch of `kernel` over `groups` workgroups, with `params` as its uniform
-    /// (binding 0) and `buffers` as bindings 1, 2, ...
-    pub fn dispatch<P: bytemuck::Pod>(
-        &self,
-        kernel: Kernel,
-        params: &P,
-        buffers: &[&GpuBuffer],
+    pub(crate) fn dispatch(
+        &mut self,
+        device: &wgpu::Device,
+        pipeline: &wgpu::ComputePipeline,
+        bind: &wgpu::BindGroup,
         groups: [u32; 3],
-    ) -> Result<(), GpuError> {
-        if groups.contains(&0) {
-            return Ok(());
-        }
-        let pipeline = self
-            .pipelines
-            .get(&self.device, kernel.shader, kernel.entry)?;
-        // Uniform buffers are bound in multiples of 16 bytes.
-        let mut bytes = bytemuck::bytes_of(params).to_vec();
-        bytes.resize(bytes.len().div_ceil(16).max(1) * 16, 0);
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(kernel.entry),
-                contents: &bytes,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
-        for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: b.buffer.as_entire_binding(),
-            });
-        }
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
-        let mut rec = self.recorder.lock().unwrap();
-        rec.pending += 1;
-        let pass = rec.pass(&self.device);
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind, &[]);
+    ) {
+        self.pending += 1;
+        let pass = self.pass(device);
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, bind, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        Ok(())
     }
 
-    /// Record `kernel` over `threads` invocations of a one-dimensional kernel with
-    /// [`WORKGROUP`] threads per group (the shader recovers the flat thread index as
-    /// `gid.x + gid.y * num_workgroups.x * WORKGROUP`).
-    pub fn dispatch_threads<P: bytemuck::Pod>(
-        &self,
-        kernel: Kernel,
-        params: &P,
-        buffers: &[&GpuBuffer],
-        threads: usize,
-    ) -> Result<(), GpuError> {
-        if threads == 0 {
-            return Ok(());
-        }
-        let groups = grid((threads as u64).div_ceil(WORKGROUP as u64))?;
-        self.dispatch(kernel, params, buffers, groups)
+    pub(crate) fn clear(&mut self, device: &wgpu::Device, buf: &GpuBuffer, len: usize) {
+        self.pending += 1;
+        self.encoder(device)
+            .clear_buffer(buf.raw(), 0, Some(4 * len as u64));
     }
 
-    /// Record a fill of the first `len` elements of `buf` with zeros.
-    pub fn record_clear(&self, buf: &GpuBuffer, len: usize) {
-        if len == 0 {
-            return;
-        }
-        let mut rec = self.recorder.lock().unwrap();
-        rec.pending += 1;
-        rec.encoder(&self.device)
-            .clear_buffer(&buf.buffer, 0, Some(4 * len as u64));
-    }
-
-    /// Record a copy of `len` elements from `src[src_at..]` to `dst[dst_at..]`.
-    pub fn record_copy(
-        &self,
-        src: &GpuBuffer,
-        src_at: usize,
-        dst: &GpuBuffer,
-        dst_at: usize,
+    /// A copy of `len` elements between buffers, in elements (checked by the caller).
+    pub(crate) fn copy(
+        &mut self,
+        device: &wgpu::Device,
+        (src, src_at): (&wgpu::Buffer, usize),
+        (dst, dst_at): (&wgpu::Buffer, usize),
         len: usize,
-    ) -> Result<(), GpuError> {
-        if src_at + len > src.len() || dst_at + len > dst.len() {
-            return Err(GpuError::Shape(format!(
-                "copy of {len} elements from {src_at} of {} to {dst_at} of {}",
-                src.len(),
-                dst.len()
-            )));
-        }
-        if len == 0 {
-            return Ok(());
-        }
-        let mut rec = self.recorder.lock().unwrap();
-        rec.pending += 1;
-        rec.encoder(&self.device).copy_buffer_to_buffer(
-            &src.buffer,
+    ) {
+        self.pending += 1;
+        self.encoder(device).copy_buffer_to_buffer(
+            src,
             4 * src_at as u64,
-            &dst.buffer,
+            dst,
             4 * dst_at as u64,
             4 * len as u64,
         );
-        Ok(())
     }
 
-    /// Record an upload of `data` into `dst` (from a staging buffer filled at creation, so
-    /// it is ordered with the other recorded commands).
-    pub fn record_write(&self, dst: &GpuBuffer, data: &[f32]) -> Result<(), GpuError> {
-        if data.len() > dst.len() {
-            return Err(GpuError::Shape(format!(
-                "upload of {} elements into a buffer of {}",
-                data.len(),
-                dst.len()
-            )));
-        }
-        if data.is_empty() {
-            return Ok(());
-        }
-        let staging = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("upload"),
-                contents: bytemuck::cast_slice(data),
-                usage: wgpu::BufferUsages::COPY_SRC,
-            });
-        let mut rec = self.recorder.lock().unwrap();
-        rec.pending += 1;
-        rec.encoder(&self.device).copy_buffer_to_buffer(
-            &staging,
-            0,
-            &dst.buffer,
-            0,
-            4 * data.len() as u64,
-        );
-        Ok(())
-    }
-
-    /// Submit everything recorded so far (a no-op when nothing is). Does not wait.
-    pub fn flush(&self) {
-        let mut rec = self.recorder.lock().unwrap();
-        rec.pass = None;
-        if let Some(enc) = rec.encoder.take() {
-            rec.pending = 0;
-            // Submit while still holding the lock: another thread's encoder, recorded after
-            // this one, must not reach the queue first (it may reuse a buffer this one
-            // released, and then run before the work that read it).
-            self.queue.submit([enc.finish()]);
+    /// Submit the open encoder, if any. Called with the recorder's lock held, so another
+    /// thread's encoder, recorded after this one, cannot reach the queue first (it may reuse a
+    /// buffer this one released, and then run before the work that read it).
+    pub(crate) fn submit(&mut self, queue: &wgpu::Queue) {
+        self.pass = None;
+        if let Some(enc) = self.encoder.take() {
+            self.pending = 0;
+            queue.submit([enc.finish()]);
         }
     }
 
     /// Commands recorded and not yet submitted.
-    pub fn pending(&self) -> usize {
-        self.recorder.lock().unwrap().pending
-    }
-
-    /// Record a copy of `buf` into a mappable staging buffer, submit, wait, and return it.
-    pub(crate) fn record_readback(&self, buf: &GpuBuffer) -> wgpu::Buffer {
-        let bytes = 4 * buf.len() as u64;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        {
-            let mut rec = self.recorder.lock().unwrap();
-            rec.encoder(&self.device)
-                .copy_buffer_to_buffer(&buf.buffer, 0, &staging, 0, bytes);
-        }
-        self.flush();
-        staging
+    pub(crate) fn pending(&self) -> usize {
+        self.pending
     }
 }
 

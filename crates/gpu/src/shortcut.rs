@@ -3,10 +3,10 @@
 //! and [`ShortcutDims`]. Pure copies, so the results equal the CPU's exactly.
 
 use crate::buffer::GpuBuffer;
+use crate::checks::{check_distinct, check_len, check_u32};
 use crate::context::GpuContext;
 use crate::error::GpuError;
 use crate::pipeline::Shader;
-use crate::pool::{check_distinct, check_len, check_u32};
 use crate::record::Kernel;
 use cpu::shortcut::ShortcutDims;
 
@@ -105,4 +105,29 @@ pub fn subsample_pad_backward(
         entry: "subsample_pad_backward",
     };
     ctx.dispatch_threads(k, &p, &[dy, dx], dx.len())
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    #[test]
+    fn the_uniform_matches_its_wgsl_twin() {
+        crate::uniform_matches!(
+            SHADER,
+            "Shortcut",
+            Params {
+                n,
+                h,
+                w,
+                c,
+                stride,
+                pad_before,
+                out_h,
+                out_w,
+                c_out,
+                total
+            }
+        );
+    }
 }

@@ -230,3 +230,24 @@ pub fn count_correct(
     ctx.release(hits);
     result
 }
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    #[test]
+    fn the_uniform_matches_its_wgsl_twin() {
+        crate::uniform_matches!(
+            SHADER,
+            "Params",
+            Params {
+                rows,
+                classes,
+                at,
+                flags,
+                factor,
+                divisor
+            }
+        );
+    }
+}

@@ -32,8 +32,8 @@ pub fn adam_update(
             }
         }
         Device::Gpu(ctx) => {
-            let guard = crate::ops::gpu_guard(&ctx, "adam_update", guard)?;
-            gpu::optim::adam_update(
+            let guard = crate::ops::gpu_guard("adam_update", guard)?;
+            gpu::adam::adam_update(
                 &ctx,
                 param.gpu_buf_mut(),
                 grad.gpu_buf(),

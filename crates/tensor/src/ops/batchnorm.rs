@@ -160,7 +160,7 @@ pub fn update_moving_average(
             }
         }
         Device::Gpu(ctx) => {
-            let guard = crate::ops::gpu_guard(&ctx, "update_moving_average", guard)?;
+            let guard = crate::ops::gpu_guard("update_moving_average", guard)?;
             gpu::batchnorm::update_moving_average(
                 &ctx,
                 moving.gpu_buf_mut(),

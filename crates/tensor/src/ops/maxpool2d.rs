@@ -36,7 +36,7 @@ pub fn maxpool2d(x: &Tensor, size: usize, stride: usize, padding: Padding) -> Re
     let mut y = Tensor::uninit_on(output_shape(&d), &dev)?;
     match dev {
         Device::Cpu => k::maxpool2d_forward(&d, x.as_slice(), y.data_mut()),
-        Device::Gpu(ctx) => gpu::pool::maxpool2d_forward(&ctx, &d, x.gpu_buf(), y.gpu_buf())?,
+        Device::Gpu(ctx) => gpu::maxpool2d::maxpool2d_forward(&ctx, &d, x.gpu_buf(), y.gpu_buf())?,
     }
     Ok(y)
 }
@@ -56,7 +56,7 @@ pub fn maxpool2d_backward(
     match dev {
         Device::Cpu => k::maxpool2d_backward(&d, x.as_slice(), dy.as_slice(), dx.data_mut()),
         Device::Gpu(ctx) => {
-            gpu::pool::maxpool2d_backward(&ctx, &d, x.gpu_buf(), dy.gpu_buf(), dx.gpu_buf())?
+            gpu::maxpool2d::maxpool2d_backward(&ctx, &d, x.gpu_buf(), dy.gpu_buf(), dx.gpu_buf())?
         }
     }
     Ok(dx)

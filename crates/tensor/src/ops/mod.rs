@@ -74,15 +74,14 @@ pub(crate) fn guard_allows(guard: Option<&Tensor>) -> Result<bool> {
 }
 
 /// On the GPU: the buffer a kernel checks before updating (its first element must be
-/// finite), or the context's zero dummy when there is no guard. No readback.
+/// finite), or `None` when there is no guard. No readback.
 pub(crate) fn gpu_guard<'a>(
-    ctx: &'a gpu::GpuContext,
     op: &'static str,
     guard: Option<&'a Tensor>,
-) -> Result<&'a gpu::GpuBuffer> {
+) -> Result<Option<&'a gpu::GpuBuffer>> {
     match guard {
-        None => Ok(&ctx.dummy),
-        Some(g) if g.is_gpu() && g.numel() >= 1 => Ok(g.gpu_buf()),
+        None => Ok(None),
+        Some(g) if g.is_gpu() && g.numel() >= 1 => Ok(Some(g.gpu_buf())),
         Some(g) => Err(TensorError::argument(
             op,
             format!(

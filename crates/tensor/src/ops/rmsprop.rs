@@ -30,8 +30,8 @@ pub fn rmsprop_update(
             }
         }
         Device::Gpu(ctx) => {
-            let guard = crate::ops::gpu_guard(&ctx, "rmsprop_update", guard)?;
-            gpu::optim::rmsprop_update(
+            let guard = crate::ops::gpu_guard("rmsprop_update", guard)?;
+            gpu::rmsprop::rmsprop_update(
                 &ctx,
                 param.gpu_buf_mut(),
                 grad.gpu_buf(),

@@ -30,9 +30,9 @@ pub fn sgd_update(
             }
         }
         Device::Gpu(ctx) => {
-            let guard = crate::ops::gpu_guard(&ctx, "sgd_update", guard)?;
+            let guard = crate::ops::gpu_guard("sgd_update", guard)?;
             let v = velocity.map(|v| v.gpu_buf_mut());
-            gpu::optim::sgd_update(&ctx, param.gpu_buf_mut(), grad.gpu_buf(), v, h, guard)?
+            gpu::sgd::sgd_update(&ctx, param.gpu_buf_mut(), grad.gpu_buf(), v, h, guard)?
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! CPU-vs-GPU parity for GEMM: every WGSL variant of `shaders/gemm.wgsl` against
 //! `cpu::gemm::gemm_reference` on awkward shapes with all four transpose combinations, plus the
-//! plumbing around it (binding limit, buffer pool, shape errors, batched recording).
+//! plumbing around it (binding limit, buffer cache, shape errors, batched recording).
 //!
 //! Without any GPU adapter the tests print why and pass, except under `CI`, where lavapipe is
 //! installed and a missing adapter is a failure.
@@ -9,11 +9,9 @@
 //! at most 129 here, so the rounding difference between orders of summation (and fma against
 //! multiply-then-add) stays near k * 2^-24 * 0.25 ~ 2e-6; no sqrt(k) scaling is needed.
 
+use super::*;
 use cpu::gemm::{gemm_reference, Mat};
-use gpu::{gemm, gemm_view, Epilogue, GemmVariant, GpuContext, GpuError, View};
-
-mod common;
-use common::{data, gpu};
+use gpu::{gemm, gemm_view, Epilogue, GemmVariant, View};
 
 /// The reference product of stored A and B (each row-major, possibly as the transpose).
 #[allow(clippy::too_many_arguments)]
@@ -31,10 +29,6 @@ fn reference(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: b
     let mut c = vec![0.0; m * n];
     gemm_reference(m, k, n, am, bm, 0.0, &mut c);
     c
-}
-
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
-    common::assert_close(got, want, 1e-4, what)
 }
 
 #[test]
@@ -61,7 +55,7 @@ fn every_variant_matches_the_cpu_reference_on_awkward_shapes_and_transposes() {
                 let gc = ctx.upload(&vec![f32::NAN; m * n]).unwrap();
                 gemm(ctx, v, m, k, n, &ga, ta, &gb, tb, &gc).unwrap();
                 let got = ctx.read(&gc).unwrap();
-                assert_close(&got, &want, &format!("{v:?} {m}x{k}x{n} ta={ta} tb={tb}"));
+                close(&got, &want, &format!("{v:?} {m}x{k}x{n} ta={ta} tb={tb}"));
                 ctx.release(gc);
             }
         }
@@ -81,7 +75,7 @@ fn grids_past_65535_workgroups_spill_into_the_second_dimension() {
     for v in GemmVariant::ALL {
         let gc = ctx.upload(&vec![f32::NAN; m * n]).unwrap();
         gemm(ctx, v, m, k, n, &ga, false, &gb, false, &gc).unwrap();
-        assert_close(&ctx.read(&gc).unwrap(), &want, &format!("{v:?} 1x2x{n}"));
+        close(&ctx.read(&gc).unwrap(), &want, &format!("{v:?} 1x2x{n}"));
         ctx.release(gc);
     }
 }
@@ -108,8 +102,8 @@ fn gemms_recorded_into_one_encoder_keep_their_own_shapes_and_order() {
     assert!(ctx.pending() >= 2, "{} commands pending", ctx.pending());
     let want1 = reference(5, 3, 4, &a1, false, &b1, false);
     let want2 = reference(2, 6, 9, &a2, false, &b2, false);
-    assert_close(&ctx.read(&gc1).unwrap(), &want1, "first of two");
-    assert_close(&ctx.read(&gc2).unwrap(), &want2, "second of two");
+    close(&ctx.read(&gc1).unwrap(), &want1, "first of two");
+    close(&ctx.read(&gc2).unwrap(), &want2, "second of two");
 }
 
 #[test]
@@ -182,18 +176,19 @@ fn a_buffer_past_the_binding_limit_is_too_large() {
 #[test]
 fn a_released_buffer_of_the_same_size_is_reused() {
     let Some(ctx) = gpu() else { return };
-    // A size no other test uses, so parallel tests cannot take it from the pool.
+    // A size no other test uses, so parallel tests cannot take it from the cache.
     let len = 12_345;
     let first = ctx.zeros(len).unwrap();
-    let handle = first.buffer.clone();
+    let handle = first.raw().clone();
     ctx.release(first);
     let other_size = ctx.zeros(len + 1).unwrap();
     assert_ne!(
-        other_size.buffer, handle,
+        *other_size.raw(),
+        handle,
         "a different size must not be reused"
     );
     let again = ctx.upload(&vec![3.0; len]).unwrap();
-    assert_eq!(again.buffer, handle, "the freed buffer should come back");
+    assert_eq!(*again.raw(), handle, "the freed buffer should come back");
     assert_eq!(ctx.read(&again).unwrap(), vec![3.0; len]);
 }
 
@@ -226,7 +221,7 @@ fn offsets_accumulate_bias_and_relu_epilogue_match_the_reference() {
         let want: Vec<f32> = (0..m * n)
             .map(|e| (c0[2 * n + e] + prod[e] + bias[e % n]).max(0.0))
             .collect();
-        assert_close(&got[2 * n..], &want, &format!("{v:?} epilogue"));
+        close(&got[2 * n..], &want, &format!("{v:?} epilogue"));
         ctx.release(gc);
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Runs on lavapipe in CI (small batches keep it to seconds per model).
 
-mod common;
+use crate::common;
 
 use nn::optim::{Adam, Optimizer, Rmsprop, RmspropHyper, Sgd, SgdHyper};
 use nn::step::{self, Metrics};

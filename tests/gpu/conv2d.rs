@@ -3,12 +3,11 @@
 //! of `cpu::conv2d`, on awkward shapes, strides and paddings, including batches split into
 //! one-image chunks (forced by a small binding limit).
 
-mod common;
-use common::{assert_close, data, gpu};
+use super::*;
 use cpu::conv2d::{self as reference, Conv2dDims};
 use cpu::Padding;
 use gpu::conv2d::{self as g, ConvVariant};
-use gpu::{GemmVariant, GpuContext};
+use gpu::GemmVariant;
 
 /// (n, h, w, c_in, kh, kw, c_out, stride, padding)
 type Shape = (
