@@ -4,7 +4,7 @@ mod common;
 
 use nn::optim::Adam;
 
-/// (name, total, trainable) as Keras' `model.summary()` counts them (MODELS.md / issue 4).
+/// (name, total, trainable) as Keras' `model.summary()` counts them (`docs/models.md` / issue 4).
 const COUNTS: [(&str, usize, usize); 26] = [
     ("keras6_v1", 4_486_954, 4_486_954),
     ("keras6_v2", 4_486_954, 4_486_954),

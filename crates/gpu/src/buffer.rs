@@ -2,7 +2,7 @@
 //!
 //! A training step allocates the same activation and gradient sizes every time, so freed
 //! buffers go back to a [`BufferPool`] keyed by their exact byte size and the next request of
-//! that size takes one instead of asking the driver for new memory (DESIGN.md: buffers are
+//! that size takes one instead of asking the driver for new memory (a design rule: buffers are
 //! pooled and reused across steps).
 
 use crate::context::GpuContext;
