@@ -65,7 +65,7 @@ const MODELS_MD: &str = include_str!("../docs/models.md");
 
 /// A parameter count as `docs/models.md` writes it: digits in groups of three separated by
 /// commas (`4,486,954`; `650`), the format of `nn::summary::thousands` and of Keras' summary.
-/// `None` for anything else (`4486954`, `4.486.954`, `4,48,6954`, `1.3M`).
+/// `None` for anything else (`4486954`, `4.486.954`, `4,48,6954`, `007`, `1.3M`).
 fn parse_thousands(cell: &str) -> Option<usize> {
     let groups: Vec<&str> = cell.split(',').collect();
     let well_formed = groups.iter().enumerate().all(|(i, g)| {
@@ -76,7 +76,8 @@ fn parse_thousands(cell: &str) -> Option<usize> {
         };
         len_ok && g.bytes().all(|b| b.is_ascii_digit())
     });
-    if !well_formed || (groups.len() > 1 && groups[0].starts_with('0')) {
+    // No leading zeros (`0` itself aside), as `thousands` never writes them.
+    if !well_formed || (cell.len() > 1 && cell.starts_with('0')) {
         return None;
     }
     groups.concat().parse().ok()
@@ -95,6 +96,7 @@ fn parse_thousands_accepts_only_grouped_digits() {
         "",
         ",123",
         "012,345",
+        "007",
         "1,2a4",
     ] {
         assert_eq!(parse_thousands(bad), None, "{bad:?}");
