@@ -4,7 +4,7 @@ mod common;
 
 use nn::optim::Adam;
 
-/// (name, total, trainable) as Keras' `model.summary()` counts them (MODELS.md / issue 4).
+/// (name, total, trainable) as Keras' `model.summary()` counts them (`docs/models.md` / issue 4).
 const COUNTS: [(&str, usize, usize); 26] = [
     ("keras6_v1", 4_486_954, 4_486_954),
     ("keras6_v2", 4_486_954, 4_486_954),
@@ -56,6 +56,146 @@ fn every_model_has_keras_parameter_counts() {
         );
         assert!(summary.contains(&non), "{name} summary:\n{summary}");
         models::recipe(name).unwrap();
+    }
+}
+
+/// `docs/models.md`, the catalogue's documentation, as compiled into this test (so editing it
+/// rebuilds the test).
+const MODELS_MD: &str = include_str!("../docs/models.md");
+
+/// A parameter count as `docs/models.md` writes it: digits in groups of three separated by
+/// commas (`4,486,954`; `650`), the format of `nn::summary::thousands` and of Keras' summary.
+/// `None` for anything else (`4486954`, `4.486.954`, `4,48,6954`, `007`, `1.3M`).
+fn parse_thousands(cell: &str) -> Option<usize> {
+    let groups: Vec<&str> = cell.split(',').collect();
+    let well_formed = groups.iter().enumerate().all(|(i, g)| {
+        let len_ok = if i == 0 {
+            (1..=3).contains(&g.len())
+        } else {
+            g.len() == 3
+        };
+        len_ok && g.bytes().all(|b| b.is_ascii_digit())
+    });
+    // No leading zeros (`0` itself aside), as `thousands` never writes them.
+    if !well_formed || (cell.len() > 1 && cell.starts_with('0')) {
+        return None;
+    }
+    groups.concat().parse().ok()
+}
+
+#[test]
+fn parse_thousands_accepts_only_grouped_digits() {
+    assert_eq!(parse_thousands("4,486,954"), Some(4_486_954));
+    assert_eq!(parse_thousands("650"), Some(650));
+    assert_eq!(parse_thousands("0"), Some(0));
+    for bad in [
+        "4486954",
+        "4.486.954",
+        "4,48,6954",
+        "1.3M",
+        "",
+        ",123",
+        "012,345",
+        "007",
+        "1,2a4",
+    ] {
+        assert_eq!(parse_thousands(bad), None, "{bad:?}");
+    }
+}
+
+/// The rows of the index table of `docs/models.md` (between its `models-index` markers), each
+/// as its trimmed cells: model (in backticks), section, total params, trainable params, ...
+fn index_rows(doc: &str) -> Vec<Vec<&str>> {
+    let begin = doc
+        .find("<!-- models-index: begin")
+        .expect("docs/models.md: no `<!-- models-index: begin` marker before the index table");
+    let len = doc[begin..]
+        .find("<!-- models-index: end -->")
+        .expect("docs/models.md: no `<!-- models-index: end -->` marker after the index table");
+    doc[begin..begin + len]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            l.trim()
+                .trim_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect()
+        })
+        .collect()
+}
+
+/// The `###` entry whose heading names `name` (in backticks): its heading and text, up to the
+/// next heading. Panics unless exactly one heading names the model.
+fn entry_of<'a>(doc: &'a str, name: &str) -> &'a str {
+    let tag = format!("`{name}`");
+    // Every line with the byte offset it starts at.
+    let mut offset = 0;
+    let lines: Vec<(usize, &str)> = doc
+        .split_inclusive('\n')
+        .map(|line| {
+            offset += line.len();
+            (offset - line.len(), line)
+        })
+        .collect();
+    let headings: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].1.starts_with("### ") && lines[i].1.contains(&tag))
+        .collect();
+    assert_eq!(
+        headings.len(),
+        1,
+        "docs/models.md: {name} needs exactly one `### ` heading naming it as {tag}"
+    );
+    let start = headings[0];
+    let end = lines[start + 1..]
+        .iter()
+        .find(|(_, line)| line.starts_with('#'))
+        .map_or(doc.len(), |&(at, _)| at);
+    &doc[lines[start].0..end]
+}
+
+/// `docs/models.md` documents every catalogue model, in catalogue order: a row of its index
+/// table with the model's name, section and Keras parameter counts (total and trainable, with
+/// thousands separators), and an entry of its own (a `###` heading naming it) that states the
+/// total again. A model added to the catalogue without a row and an entry, a row left for a
+/// model that is gone, or a count that no longer matches the code fails here.
+#[test]
+fn docs_models_md_describes_every_model() {
+    let rows = index_rows(MODELS_MD);
+    let documented: Vec<&str> = rows.iter().map(|r| r[0].trim_matches('`')).collect();
+    assert_eq!(
+        documented,
+        models::names(),
+        "docs/models.md: the index table needs one row per catalogue model, in catalogue order"
+    );
+    for (row, entry) in rows.iter().zip(models::catalogue()) {
+        let name = entry.name;
+        assert!(
+            row.len() >= 4,
+            "docs/models.md: {name}'s index row is short: {row:?}"
+        );
+        assert_eq!(row[1], entry.section, "docs/models.md: {name}'s section");
+        let m = models::build(name, 0).unwrap();
+        for (cell, what, count) in [
+            (row[2], "total", m.store.total_count()),
+            (row[3], "trainable", m.store.trainable_count()),
+        ] {
+            let written = parse_thousands(cell).unwrap_or_else(|| {
+                panic!(
+                    "docs/models.md: {name}'s {what} count {cell:?} is not written like 1,234,567"
+                )
+            });
+            assert_eq!(
+                written, count,
+                "docs/models.md: {name}'s {what} parameter count"
+            );
+        }
+        let total = nn::summary::thousands(m.store.total_count());
+        let text = entry_of(MODELS_MD, name);
+        assert!(
+            text.contains(&total),
+            "docs/models.md: {name}'s entry does not give its total parameter count {total}:\n{text}"
+        );
     }
 }
 

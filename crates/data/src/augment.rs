@@ -4,7 +4,7 @@
 //! [`fill_batch`](crate::fill_batch)), **channels last**: one image is `h * w * c` floats, row by
 //! row, and within a pixel its `c` channels. A batch is `n` such images back to back.
 //!
-//! What each piece reproduces (MODELS.md, sections B, D and E):
+//! What each piece reproduces (`docs/models.md`, sections B, D and E):
 //!
 //! | function | reproduces |
 //! | --- | --- |
@@ -34,7 +34,7 @@
 use rayon::prelude::*;
 
 /// Per-channel mean (R, G, B) of the CIFAR-10 training set on 0..255 pixels, as used by the NIN
-/// article (MODELS.md, section D).
+/// article (`docs/models.md`, section D).
 pub const NIN_MEAN: [f32; 3] = [125.307, 122.95, 113.865];
 /// Per-channel standard deviation (R, G, B) on 0..255 pixels, as used by the NIN article.
 pub const NIN_STD: [f32; 3] = [62.9932, 62.0887, 66.7048];

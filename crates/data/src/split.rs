@@ -1,7 +1,7 @@
 //! Hold-out validation splits.
 //!
-//! [`split_last`] reproduces article 004's split (MODELS.md, section E): of the 50,000 training
-//! images, the **last** 10% (5,000 images, i.e. the tail of `data_batch_5`) become the
+//! [`split_last`] reproduces article 004's split (`docs/models.md`, section E): of the 50,000
+//! training images, the **last** 10% (5,000 images, i.e. the tail of `data_batch_5`) become the
 //! validation set and the first 45,000 the training set. No shuffling happens here: the split is
 //! a pure function of the order the batches were loaded in, so it is the same on every run.
 

@@ -1,4 +1,4 @@
-//! Article 000 (MODELS.md section A): a Keras CNN deepened step by step to 80%.
+//! Article 000 (`docs/models.md` section A): a Keras CNN deepened step by step to 80%.
 //!
 //! Recipe: pixels / 255, Adam (lr 1e-3), categorical cross-entropy, batch 64, 50 epochs,
 //! validation on the 10,000 test images. ReLU after every conv and hidden dense layer; the

@@ -1,4 +1,4 @@
-//! The model catalogue (`shared/MODELS.md`): each architecture as a constructor, and the
+//! The model catalogue (`docs/models.md`): each architecture as a constructor, and the
 //! training recipe its article used.
 //!
 //! `build(name, seed)` makes any model by name; `recipe(name)` gives the article's defaults,
@@ -27,13 +27,13 @@ pub enum ModelError {
 /// One catalogue entry.
 pub struct Entry {
     pub name: &'static str,
-    /// The article section of MODELS.md.
+    /// The article section of `docs/models.md`.
     pub section: &'static str,
     build: fn(u64) -> Result<Sequential, NnError>,
     recipe: fn() -> Recipe,
 }
 
-/// Every model, in MODELS.md order.
+/// Every model, in `docs/models.md` order.
 pub fn catalogue() -> &'static [Entry] {
     &CATALOGUE
 }

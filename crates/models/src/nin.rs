@@ -1,6 +1,6 @@
-//! Article 003 (MODELS.md section D): Network in Network (Lin et al., 2014) in Keras, with and
-//! without batch normalisation, and the article's four orders of BN / activation / dropout /
-//! max-pool at the ends of the first two blocks.
+//! Article 003 (`docs/models.md` section D): Network in Network (Lin et al., 2014) in Keras,
+//! with and without batch normalisation, and the article's four orders of BN / activation /
+//! dropout / max-pool at the ends of the first two blocks.
 //!
 //! Layers (all convs `same`, he/glorot init as Keras' default): Conv(192,5), Conv(160,1),
 //! Conv(96,1), MaxPool(3,s2,same), Drop(0.5), Conv(192,5), Conv(192,1), Conv(192,1),

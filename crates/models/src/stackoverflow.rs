@@ -1,4 +1,4 @@
-//! Article 001 (MODELS.md section B): "train accuracy rises, test stays at 40%" — a Stack
+//! Article 001 (`docs/models.md` section B): "train accuracy rises, test stays at 40%" — a Stack
 //! Overflow question whose bug was feeding unscaled pixels, its answer, and the official
 //! Keras cifar10_cnn example the answer points to.
 
@@ -82,7 +82,7 @@ pub fn keras_example(seed: u64) -> Result<Sequential, NnError> {
 }
 
 /// RMSprop(lr 1e-4, decay 1e-6), batch 32, shift 0.1 and horizontal flips; 100 epochs as in
-/// the Keras example itself (MODELS.md gives no epoch count).
+/// the Keras example itself (the article gives no epoch count; `docs/models.md` B.3).
 pub fn keras_example_recipe() -> Recipe {
     let mut r = Recipe::simple(
         "article 001 (the official Keras cifar10_cnn example)",

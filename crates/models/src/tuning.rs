@@ -1,5 +1,5 @@
-//! Article 004 (MODELS.md section E): from 69% to 91.5% step by step — a three-conv network and
-//! its recipe stages, deeper plain networks, and He et al.'s CIFAR ResNets.
+//! Article 004 (`docs/models.md` section E): from 69% to 91.5% step by step — a three-conv
+//! network and its recipe stages, deeper plain networks, and He et al.'s CIFAR ResNets.
 //!
 //! The article does not give its weight decay or its epoch count ("5000 rounds"); the recipes
 //! here use wd 1e-4 and enough epochs to pass every learning-rate change of the schedule.

@@ -1,4 +1,4 @@
-//! Article 002 (MODELS.md section C): fine-tuning ImageNet VGG16 on 32x32 CIFAR-10.
+//! Article 002 (`docs/models.md` section C): fine-tuning ImageNet VGG16 on 32x32 CIFAR-10.
 //!
 //! The VGG16 convolutional base (Simonyan & Zisserman, 2015): five blocks of 3x3 same
 //! convolutions (64,64 | 128,128 | 256x3 | 512x3 | 512x3), each ending in a 2x2 max-pool, so a

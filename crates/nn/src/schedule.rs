@@ -54,8 +54,8 @@ impl Schedule {
         matches!(self, Schedule::ByStep { .. })
     }
 
-    /// NIN without BN (MODELS.md D.1): "LR by epoch: 0.01 up to epoch 80, 0.005 up to 140,
-    /// then 0.001." The article's scheduler is `if epoch <= 80: return 0.01; if epoch <= 140:
+    /// NIN without BN (`docs/models.md` D.1): 0.01 up to epoch 80, 0.005 up to 140, then
+    /// 0.001. The article's scheduler is `if epoch <= 80: return 0.01; if epoch <= 140:
     /// return 0.005; return 0.001` with Keras' 0-based epoch, so 0.005 from epoch 81 and 0.001
     /// from epoch 141 (0-based; the 82nd and 142nd epochs).
     pub fn nin() -> Schedule {
@@ -65,8 +65,8 @@ impl Schedule {
         }
     }
 
-    /// NIN with BN (MODELS.md D.2): "LR 0.05 up to epoch 60, 0.01 up to 120, 0.002 up to 160,
-    /// then 0.0004." The article's scheduler is `if epoch <= 60: return 0.05; if epoch <= 120:
+    /// NIN with BN (`docs/models.md` D.2): 0.05 up to epoch 60, 0.01 up to 120, 0.002 up to
+    /// 160, then 0.0004. The article's scheduler is `if epoch <= 60: return 0.05; if epoch <= 120:
     /// return 0.01; if epoch <= 160: return 0.002; return 0.0004`, so (0-based) 0.01 from
     /// epoch 61, 0.002 from 121 and 0.0004 from 161.
     pub fn nin_bn() -> Schedule {
@@ -76,8 +76,8 @@ impl Schedule {
         }
     }
 
-    /// The step-by-step tuning series (MODELS.md E.4, `+lr_schedule`): "lr 0.01, then 0.001
-    /// after 10,000 batches, then 0.0005 after 20,000." So 0.001 from step 10,000 (the
+    /// The step-by-step tuning series (`docs/models.md` E.4, `basic3_lr_schedule`): lr 0.01,
+    /// then 0.001 after 10,000 batches, then 0.0005 after 20,000. So 0.001 from step 10,000 (the
     /// 10,001st batch) and 0.0005 from step 20,000.
     pub fn tuning_series() -> Schedule {
         Schedule::ByStep {
@@ -86,7 +86,7 @@ impl Schedule {
         }
     }
 
-    /// He et al. 2016 for the CIFAR ResNets (MODELS.md E.6 names the paper; its section 4.2:
+    /// He et al. 2016 for the CIFAR ResNets (`docs/models.md` E.6 names the paper; its section 4.2:
     /// "We start with a learning rate of 0.1, divide it by 10 at 32k and 48k iterations, and
     /// terminate training at 64k iterations"): 0.1, 0.01 from step 32,000, 0.001 from 48,000.
     pub fn he2016() -> Schedule {
