@@ -160,8 +160,17 @@ fn main() -> Res<()> {
         // The trainer's per-step dropout seed (crates/cli/src/train.rs).
         let drop_seed = cpu::rng::pcg_hash((seed as u32) ^ cpu::rng::pcg_hash(step as u32));
         let penalty = nn::regularizer::l2_penalty(&model.store, wd);
-        let stats =
-            nn::step::train_step_l2(&mut model, opt.as_mut(), x, &labels, drop_seed, step, wd)?;
+        let stats = nn::step::train_step(
+            &mut model,
+            opt.as_mut(),
+            nn::step::TrainBatch {
+                images: x,
+                labels: &labels,
+                seed: drop_seed,
+                step,
+            },
+            wd,
+        )?;
         let mut tensors = state(&model, opt.as_ref())?;
         tensors.push(("loss".into(), vec![1], vec![stats.loss]));
         tensors.push(("penalty".into(), vec![1], vec![penalty]));

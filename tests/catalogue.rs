@@ -215,16 +215,14 @@ fn every_model_trains_two_steps() {
         let mut opt = Adam::default();
         for step in 0..2 {
             let x = common::random(shape.clone(), step, 0.0, 1.0);
-            let s = nn::step::train_step_l2(
-                &mut m,
-                &mut opt,
-                x,
-                &[0, 3, 7, 9],
-                step as u32,
+            let batch = nn::step::TrainBatch {
+                images: x,
+                labels: &[0, 3, 7, 9],
+                seed: step as u32,
                 step,
-                1e-4,
-            )
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            };
+            let s = nn::step::train_step(&mut m, &mut opt, batch, 1e-4)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(s.loss.is_finite(), "{name}: loss {}", s.loss);
         }
         let mut moved = 0;

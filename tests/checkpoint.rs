@@ -104,7 +104,13 @@ fn training_checkpoints_restore_the_optimiser() {
     let labels = [1u32, 2, 3, 4];
     let step = |m: &mut nn::Sequential, opt: &mut dyn Optimizer, n: u64| {
         let mut metrics = nn::step::Metrics::new(&m.device()).unwrap();
-        nn::step::record_train_step(m, opt, x.clone(), &labels, 9, n, 0.0, &mut metrics).unwrap();
+        let batch = nn::step::TrainBatch {
+            images: x.clone(),
+            labels: &labels,
+            seed: 9,
+            step: n,
+        };
+        nn::step::record_train_step(m, opt, batch, 0.0, &mut metrics).unwrap();
     };
     for n in 0..3 {
         step(&mut a, &mut opt_a, n);

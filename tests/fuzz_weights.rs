@@ -316,7 +316,13 @@ fn training_checkpoint_loader_survives_mutations() {
     let mut opt = Adam::default();
     let x = random([2, 32, 32, 3], 5, 0.0, 1.0);
     let mut metrics = nn::step::Metrics::new(&a.device()).unwrap();
-    nn::step::record_train_step(&mut a, &mut opt, x, &[1, 2], 9, 0, 0.0, &mut metrics).unwrap();
+    let batch = nn::step::TrainBatch {
+        images: x,
+        labels: &[1, 2],
+        seed: 9,
+        step: 0,
+    };
+    nn::step::record_train_step(&mut a, &mut opt, batch, 0.0, &mut metrics).unwrap();
     let path = tmp_dir().join("plain8-training.safetensors");
     nn::checkpoint::save_training(&a, &opt, "{\"epoch\": 1}", &path).unwrap();
     let valid = std::fs::read(&path).unwrap();

@@ -8,6 +8,16 @@ use nn::optim::Adam;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tensor::Tensor;
 
+/// A training batch whose dropout seed is its step.
+fn tb(images: Tensor, labels: &[u32], step: u64) -> nn::step::TrainBatch<'_> {
+    nn::step::TrainBatch {
+        images,
+        labels,
+        seed: step as u32,
+        step,
+    }
+}
+
 /// Images whose class is which quadrant holds a bright square: easy, but only for a network
 /// whose convolutions, pooling and dense layers all work.
 #[test]
@@ -36,7 +46,7 @@ fn keras6_learns_a_synthetic_task() {
     let mut losses = Vec::new();
     for step in 0..40 {
         let (x, y) = batch(&mut rng);
-        let s = nn::step::train_step(&mut model, &mut opt, x, &y, step, step as u64).unwrap();
+        let s = nn::step::train_step(&mut model, &mut opt, tb(x, &y, step as u64), 0.0).unwrap();
         losses.push(s.loss);
     }
     let first: f32 = losses[..5].iter().sum::<f32>() / 5.0;
@@ -76,8 +86,7 @@ fn keras6_learns_real_cifar10() {
         for idx in order.chunks(bs) {
             data::fill_batch(&train, idx, 1.0 / 255.0, &mut images, &mut labels);
             let x = Tensor::from_slice([bs, 32, 32, 3], &images).unwrap();
-            let s =
-                nn::step::train_step(&mut model, &mut opt, x, &labels, step as u32, step).unwrap();
+            let s = nn::step::train_step(&mut model, &mut opt, tb(x, &labels, step), 0.0).unwrap();
             sum += s.loss;
             step += 1;
         }
@@ -117,7 +126,7 @@ fn nan_loss_is_an_error_and_leaves_parameters_untouched() {
     let before: Vec<Vec<f32>> = model.store.iter().map(|(_, p)| p.value.to_vec()).collect();
     let mut opt = Adam::default();
     let x = common::random([2, 32, 32, 3], 1, 0.0, 1.0);
-    let err = nn::step::train_step(&mut model, &mut opt, x, &[1, 2], 0, 7)
+    let err = nn::step::train_step(&mut model, &mut opt, tb(x, &[1, 2], 7), 0.0)
         .unwrap_err()
         .to_string();
     assert!(err.contains("NaN") && err.contains("step 7"), "{err}");

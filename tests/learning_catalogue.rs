@@ -99,7 +99,13 @@ fn vgg16_finetune_head_fits_a_real_batch() {
     let mut losses = Vec::new();
     for step in 0..12 {
         let x = tensor::Tensor::from_slice([16, 32, 32, 3], &images).unwrap();
-        let s = nn::step::train_step(&mut model, &mut opt, x, &labels, step as u32, step).unwrap();
+        let batch = nn::step::TrainBatch {
+            images: x,
+            labels: &labels,
+            seed: step as u32,
+            step,
+        };
+        let s = nn::step::train_step(&mut model, &mut opt, batch, 0.0).unwrap();
         losses.push(s.loss);
     }
     eprintln!(

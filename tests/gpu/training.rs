@@ -37,17 +37,13 @@ fn run(model_name: &str, device: &Device, batches: &[(Tensor, Vec<u32>)], wd: f3
     for (s, (x, y)) in batches.iter().enumerate() {
         let mut m = Metrics::new(device).unwrap();
         let seed = 1000 + s as u32;
-        step::record_train_step(
-            &mut model,
-            opt.as_mut(),
-            x.clone(),
-            y,
+        let batch = step::TrainBatch {
+            images: x.clone(),
+            labels: y,
             seed,
-            s as u64,
-            wd,
-            &mut m,
-        )
-        .unwrap();
+            step: s as u64,
+        };
+        step::record_train_step(&mut model, opt.as_mut(), batch, wd, &mut m).unwrap();
         let stats = m.take().unwrap();
         assert_eq!(stats.examples, y.len());
         losses.push(stats.loss);
@@ -127,17 +123,13 @@ fn a_nan_loss_on_the_gpu_leaves_the_parameters_untouched_and_is_reported() {
     let mut m = Metrics::new(&device).unwrap();
     let x = common::random([2, 32, 32, 3], 1, 0.0, 1.0);
     for s in 0..2 {
-        step::record_train_step(
-            &mut model,
-            &mut opt,
-            x.clone(),
-            &[1, 2],
-            s,
-            10 + s as u64,
-            0.0,
-            &mut m,
-        )
-        .unwrap();
+        let batch = step::TrainBatch {
+            images: x.clone(),
+            labels: &[1, 2],
+            seed: s,
+            step: 10 + s as u64,
+        };
+        step::record_train_step(&mut model, &mut opt, batch, 0.0, &mut m).unwrap();
     }
     let err = m.take().unwrap_err().to_string();
     assert!(err.contains("step 10") && err.contains("11"), "{err}");

@@ -139,15 +139,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let mut times = Vec::new();
     for s in 0..args.warmup.saturating_add(args.steps) {
         let t = Instant::now();
-        nn::step::train_step_l2(
-            &mut model,
-            opt.as_mut(),
-            x.clone(),
-            &y,
-            s as u32,
-            s as u64,
-            wd,
-        )?;
+        let batch = nn::step::TrainBatch {
+            images: x.clone(),
+            labels: &y,
+            seed: s as u32,
+            step: s as u64,
+        };
+        nn::step::train_step(&mut model, opt.as_mut(), batch, wd)?;
         if s >= args.warmup {
             times.push(t.elapsed());
         }

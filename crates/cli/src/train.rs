@@ -615,16 +615,13 @@ fn run_epochs(
             let dropout_seed =
                 cpu::rng::pcg_hash((seed as u32) ^ cpu::rng::pcg_hash(progress.step as u32));
             let labels = &pipe.labels[..idx.len()];
-            nn::step::record_train_step(
-                model,
-                opt,
-                x,
+            let batch = nn::step::TrainBatch {
+                images: x,
                 labels,
-                dropout_seed,
-                progress.step,
-                recipe.weight_decay,
-                &mut metrics,
-            )?;
+                seed: dropout_seed,
+                step: progress.step,
+            };
+            nn::step::record_train_step(model, opt, batch, recipe.weight_decay, &mut metrics)?;
             progress.step += 1;
             sums.batches += 1;
             bar.inc(1);

@@ -577,7 +577,13 @@ mod tests {
             lr: 0.0,
             ..Default::default()
         });
-        crate::step::train_step(&mut model, &mut opt, x.clone(), &[0, 2], 0, 0).unwrap();
+        let batch = crate::step::TrainBatch {
+            images: x.clone(),
+            labels: &[0, 2],
+            seed: 0,
+            step: 0,
+        };
+        crate::step::train_step(&mut model, &mut opt, batch, 0.0).unwrap();
         let mut tape = Tape::new();
         let xv = tape.input(x.clone());
         let mut ctx = Ctx::new(&model.store, true, 0);

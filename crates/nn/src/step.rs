@@ -98,61 +98,50 @@ impl Metrics {
     }
 }
 
+/// One batch of a training step: the images (on any device; they are moved to the model's),
+/// their labels, and where the step falls in the run.
+pub struct TrainBatch<'a> {
+    pub images: Tensor,
+    pub labels: &'a [u32],
+    /// Drives dropout: pass a different one each step.
+    pub seed: u32,
+    /// The global step, only used to report where a non-finite loss appeared.
+    pub step: u64,
+}
+
 /// Trains on one batch and returns its loss and accuracy (on the GPU, a readback every call:
 /// training loops use [`record_train_step`] and read [`Metrics`] now and then instead).
-/// `seed` drives dropout (pass a different one each step); `step` is only used to report where
-/// a non-finite loss appeared. A NaN or infinite loss is an error and the parameters are left
+///
+/// `weight_decay` is Keras' `l2(weight_decay)` on every trainable kernel (0 for none): the
+/// reported loss includes `weight_decay * Σ w²`, and each kernel's gradient gains
+/// `2 * weight_decay * w`. A NaN or infinite loss is an error and the parameters are left
 /// untouched.
 pub fn train_step(
     model: &mut Sequential,
     opt: &mut dyn Optimizer,
-    images: Tensor,
-    labels: &[u32],
-    seed: u32,
-    step: u64,
-) -> Result<BatchStats, NnError> {
-    train_step_l2(model, opt, images, labels, seed, step, 0.0)
-}
-
-/// [`train_step`] with Keras' `l2(weight_decay)` on every trainable kernel: the reported loss
-/// includes `weight_decay * Σ w²`, and each kernel's gradient gains `2 * weight_decay * w`.
-pub fn train_step_l2(
-    model: &mut Sequential,
-    opt: &mut dyn Optimizer,
-    images: Tensor,
-    labels: &[u32],
-    seed: u32,
-    step: u64,
+    batch: TrainBatch,
     weight_decay: f32,
 ) -> Result<BatchStats, NnError> {
     let mut metrics = Metrics::new(&model.device())?;
-    record_train_step(
-        model,
-        opt,
+    record_train_step(model, opt, batch, weight_decay, &mut metrics)?;
+    metrics.take()
+}
+
+/// [`train_step`] whose loss and accuracy are added to `metrics` (on the model's device, so on
+/// the GPU the step is only recorded: nothing waits for it).
+pub fn record_train_step(
+    model: &mut Sequential,
+    opt: &mut dyn Optimizer,
+    batch: TrainBatch,
+    weight_decay: f32,
+    metrics: &mut Metrics,
+) -> Result<(), NnError> {
+    let TrainBatch {
         images,
         labels,
         seed,
         step,
-        weight_decay,
-        &mut metrics,
-    )?;
-    metrics.take()
-}
-
-/// One training step whose loss and accuracy are added to `metrics` (on the model's device,
-/// so on the GPU the step is only recorded: nothing waits for it). `images` may be on the CPU;
-/// they are moved to the model's device.
-#[allow(clippy::too_many_arguments)]
-pub fn record_train_step(
-    model: &mut Sequential,
-    opt: &mut dyn Optimizer,
-    images: Tensor,
-    labels: &[u32],
-    seed: u32,
-    step: u64,
-    weight_decay: f32,
-    metrics: &mut Metrics,
-) -> Result<(), NnError> {
+    } = batch;
     let device = model.device();
     let mut tape = Tape::new();
     let x = tape.input(images.to_device(&device)?);
