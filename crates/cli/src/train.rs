@@ -320,6 +320,8 @@ fn init_weights(model: &mut nn::Sequential, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Trains one run, new or resumed: checks everything it can first, then loads the data, opens
+/// the run directory, runs the epochs and reports. The steps are the functions below, in order.
 pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     let (args, resumed_dir) = resolve_args(given)?;
     let model_name = args.model.clone().unwrap_or_default();
@@ -329,34 +331,94 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     apply_overrides(&mut recipe, &args)?;
     let metric = args.monitor.unwrap_or_default();
     crate::device::set_threads(args.threads)?;
-    // A new run's directory is refused at once if it holds a run; it is created (and locked)
-    // only once the data has loaded, so a run that fails to start leaves no empty folder.
     let new_run = match &resumed_dir {
         Some(_) => None,
-        None => {
-            let path = args
-                .run_dir
-                .clone()
-                .unwrap_or_else(|| default_run_dir(&model_name));
-            RunDir::refuse_existing(&path)?;
-            Some(path)
-        }
+        None => Some(new_run_path(&args, &model_name)?),
     };
 
+    let device = place_model(&mut model, &args, resumed_dir.as_ref())?;
+    let mut opt = optimizer(&recipe.optimizer, recipe.schedule.lr(0, 0));
+    announce(&model, &recipe, opt.as_ref());
+    let (data_dir, train_set, val_set, test_set) = load_data(&recipe, &args)?;
+    clamp_batch(&mut recipe, train_set.len());
+    // From here on, Ctrl-C and SIGTERM stop the run cleanly (before, they end it at once,
+    // with nothing written yet).
+    let interrupt = Interrupt::install()?;
+    let config = Config {
+        model: model_name.clone(),
+        recipe: recipe.clone(),
+        args: TrainArgs {
+            // The count used, so that a resume uses it too (results depend on it in the
+            // last bits).
+            threads: Some(rayon::current_num_threads()),
+            ..args.clone()
+        },
+        parameters: model.store.total_count(),
+    };
+    let (run, mut progress) = match (resumed_dir, new_run) {
+        (Some(run), _) => {
+            let progress = reopen_run(&run, &config, &mut model, opt.as_mut(), metric)?;
+            (run, progress)
+        }
+        (None, Some(path)) => start_run(&path, &config, metric)?,
+        (None, None) => unreachable!("a run is either resumed or new"),
+    };
+    if recipe.validation == models::Validation::TestSet {
+        info!(
+            "note: this recipe validates on the test set (as its article does), so best.safetensors is picked by test-set {}: an optimistic estimate of accuracy on new images (--validation split holds out training images instead)",
+            metric.name()
+        );
+    }
+
+    let ctx = RunCtx {
+        args: &args,
+        recipe: &recipe,
+        run: &run,
+        train_set: &train_set,
+        val_set: &val_set,
+        interrupt: &interrupt,
+        device: &device,
+    };
+    let end = run_epochs(&ctx, &mut model, opt.as_mut(), &mut progress)?;
+    let outcome = finish(&ctx, &model, progress, end, &test_set, &data_dir);
+    // The host buffers this run kept for reuse go back to the allocator.
+    tensor::buffer_cache::trim();
+    outcome
+}
+
+/// The directory of a new run, refused at once if it already holds a run. It is created (and
+/// locked) only once the data has loaded, so a run that fails to start leaves no empty folder.
+fn new_run_path(args: &TrainArgs, model_name: &str) -> anyhow::Result<PathBuf> {
+    let path = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| default_run_dir(model_name));
+    RunDir::refuse_existing(&path)?;
+    Ok(path)
+}
+
+/// Opens the device and moves the model there, after loading `--init-weights` when the run
+/// starts from the beginning (a resumed run starts from its checkpoint; one killed before its
+/// first checkpoint starts again, --init-weights included).
+fn place_model(
+    model: &mut nn::Sequential,
+    args: &TrainArgs,
+    resumed_dir: Option<&RunDir>,
+) -> anyhow::Result<tensor::Device> {
     let (device, line) = crate::device::select(args.device.unwrap_or_default())?;
     info!("{line}");
-    // A resumed run starts from its checkpoint; one killed before its first checkpoint starts
-    // again from the beginning, --init-weights included.
-    let restart = resumed_dir
-        .as_ref()
-        .is_none_or(|r| !r.file(run_dir::CHECKPOINT).exists());
+    let restart = resumed_dir.is_none_or(|r| !r.file(run_dir::CHECKPOINT).exists());
     if restart {
         if let Some(path) = &args.init_weights {
-            init_weights(&mut model, path)?;
+            init_weights(model, path)?;
         }
     }
     model.to_device(&device)?;
-    let mut opt = optimizer(&recipe.optimizer, recipe.schedule.lr(0, 0));
+    Ok(device)
+}
+
+/// The model and recipe lines at the start of a run.
+fn announce(model: &nn::Sequential, recipe: &models::Recipe, opt: &dyn Optimizer) {
     info!(
         "model: {} ({} parameters, {} trainable, {:.1} MFLOP forward per image)",
         model.name(),
@@ -377,101 +439,91 @@ pub fn train(given: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         recipe.validation,
         recipe.expected
     );
-    let (data_dir, train_set, val_set, test_set) = load_data(&recipe, &args)?;
-    if recipe.batch_size > train_set.len() {
+}
+
+/// A batch larger than the training set becomes the whole set (with a note).
+fn clamp_batch(recipe: &mut models::Recipe, train_len: usize) {
+    if recipe.batch_size > train_len {
         info!(
-            "note: batch {} is larger than the {} training images: using batches of {}",
-            recipe.batch_size,
-            train_set.len(),
-            train_set.len()
+            "note: batch {} is larger than the {train_len} training images: using batches of {train_len}",
+            recipe.batch_size
         );
-        recipe.batch_size = train_set.len();
+        recipe.batch_size = train_len;
     }
-    // From here on, Ctrl-C and SIGTERM stop the run cleanly (before, they end it at once,
-    // with nothing written yet).
-    let interrupt = Interrupt::install()?;
-    let (run, resumed) = match (resumed_dir, new_run) {
-        (Some(run), _) => (run, true),
-        (None, Some(path)) => (RunDir::create(&path)?, false),
-        (None, None) => unreachable!("a run is either resumed or new"),
-    };
+}
 
-    let config = Config {
-        model: model_name.clone(),
-        recipe: recipe.clone(),
-        args: TrainArgs {
-            // The count used, so that a resume uses it too (results depend on it in the
-            // last bits).
-            threads: Some(rayon::current_num_threads()),
-            ..args.clone()
-        },
-        parameters: model.store.total_count(),
-    };
-    let config_json = serde_json::to_string_pretty(&config)?;
-    let mut progress = if resumed {
-        let stored: Config = serde_json::from_str(&run.read_config()?)?;
-        let mut then = stored.recipe;
-        then.epochs = recipe.epochs;
-        anyhow::ensure!(
-            then == recipe,
-            "the recipe of `{model_name}` differs from the one {} started with (this version of scratchnet trains it differently): resume with the version that started the run, or start a new run",
-            run.path().display()
-        );
-        let progress = resume(&run, &mut model, opt.as_mut(), metric)?;
-        // The flags that may change (--epochs, --patience, ...) are kept for later resumes.
-        run.write_config(&config_json)?;
-        progress
-    } else {
-        run.write_config(&config_json)?;
-        run.start_history()?;
-        info!("run directory: {}", run.path().display());
-        Progress::new(metric)
-    };
-    if recipe.validation == models::Validation::TestSet {
-        info!(
-            "note: this recipe validates on the test set (as its article does), so best.safetensors is picked by test-set {}: an optimistic estimate of accuracy on new images (--validation split holds out training images instead)",
-            metric.name()
-        );
-    }
+/// Creates a new run's directory and writes its config and the history header.
+fn start_run(path: &Path, config: &Config, metric: Metric) -> anyhow::Result<(RunDir, Progress)> {
+    let run = RunDir::create(path)?;
+    run.write_config(&serde_json::to_string_pretty(config)?)?;
+    run.start_history()?;
+    info!("run directory: {}", run.path().display());
+    Ok((run, Progress::new(metric)))
+}
 
-    let ctx = RunCtx {
-        args: &args,
-        recipe: &recipe,
-        run: &run,
-        train_set: &train_set,
-        val_set: &val_set,
-        interrupt: &interrupt,
-        device: &device,
-    };
-    let end = run_epochs(&ctx, &mut model, opt.as_mut(), &mut progress)?;
+/// Checks that a resumed run's recipe is the one it started with, restores the model and
+/// optimiser from its checkpoint, and stores the flags given now for later resumes.
+fn reopen_run(
+    run: &RunDir,
+    config: &Config,
+    model: &mut nn::Sequential,
+    opt: &mut dyn Optimizer,
+    metric: Metric,
+) -> anyhow::Result<Progress> {
+    let stored: Config = serde_json::from_str(&run.read_config()?)?;
+    let mut then = stored.recipe;
+    then.epochs = config.recipe.epochs;
+    anyhow::ensure!(
+        then == config.recipe,
+        "the recipe of `{}` differs from the one {} started with (this version of scratchnet trains it differently): resume with the version that started the run, or start a new run",
+        config.model,
+        run.path().display()
+    );
+    let progress = resume(run, model, opt, metric)?;
+    // The flags that may change (--epochs, --patience, ...) are kept for later resumes.
+    run.write_config(&serde_json::to_string_pretty(config)?)?;
+    Ok(progress)
+}
 
+/// After the epochs: the test-set evaluation (when validation did not use it), `--save`, and
+/// the end-of-run report.
+fn finish(
+    ctx: &RunCtx,
+    model: &nn::Sequential,
+    progress: Progress,
+    end: End,
+    test_set: &Dataset,
+    data_dir: &Path,
+) -> anyhow::Result<TrainOutcome> {
+    let recipe = ctx.recipe;
     let mut test = None;
     if recipe.validation != models::Validation::TestSet && end == End::Trained {
-        let (loss, acc) = evaluate(&model, &test_set, &recipe, 500)?;
+        let (loss, acc) = evaluate(model, test_set, recipe, 500)?;
         info!(
             "test ({} images): loss {loss:.4}, accuracy {acc:.4}",
             test_set.len()
         );
         test = Some((loss, acc));
     }
-    if let (Some(path), false) = (&args.save, matches!(end, End::Interrupted(_))) {
-        nn::checkpoint::save(&model, path)?;
+    if let (Some(path), false) = (&ctx.args.save, matches!(end, End::Interrupted(_))) {
+        nn::checkpoint::save(model, path)?;
         info!("saved weights to {}", path.display());
     }
+    let model_name = ctx.args.model.clone().unwrap_or_default();
     crate::report::finish(&crate::report::Finish {
         end,
-        run: &run,
+        run: ctx.run,
         history: &progress.history,
         monitor: &progress.monitor,
         step: progress.step,
         model: &model_name,
-        data_dir: &data_dir,
+        data_dir,
         epochs: recipe.epochs,
         test,
     })?;
     Ok(TrainOutcome {
         history: progress.history,
-        run_dir: run.path().to_path_buf(),
+        run_dir: ctx.run.path().to_path_buf(),
         interrupted: match end {
             End::Interrupted(sig) => Some(sig),
             _ => None,
