@@ -14,6 +14,7 @@ use cpu::gemm::{gemm_reference, Mat};
 use gpu::{gemm, gemm_view, Epilogue, GemmVariant, View};
 
 /// The reference product of stored A and B (each row-major, possibly as the transpose).
+// BLAS's argument list, as the kernel under test takes it.
 #[allow(clippy::too_many_arguments)]
 fn reference(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool) -> Vec<f32> {
     let am = if ta {

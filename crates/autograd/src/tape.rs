@@ -6,12 +6,6 @@ use tensor::{ops, Result, Tensor, TensorError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Var(pub(crate) usize);
 
-impl Var {
-    pub fn index(self) -> usize {
-        self.0
-    }
-}
-
 /// Given the gradient of the loss w.r.t. an op's output, adds the gradients of its inputs.
 type Backward = Box<dyn FnOnce(&Tensor, &mut Grads) -> Result<()>>;
 

@@ -179,6 +179,8 @@ pub fn flip_horizontal_in_place(img: &mut [f32], h: usize, w: usize, c: usize) {
 /// with `fill` elsewhere, done with row copies.
 ///
 /// Panics if `src` or `dst` is not `h * w * c` long, or `dy`/`dx` is not finite.
+// An image (src, h, w, c), the shift and its fill, and the output: each is used once, and a
+// struct would only rename them.
 #[allow(clippy::too_many_arguments)]
 pub fn shift(
     src: &[f32],
@@ -303,6 +305,7 @@ impl Taps {
 ///
 /// Panics if `src` is not `h * w * c` long, `dst` is not `out_h * out_w * c` long, or the window
 /// does not fit (`top + out_h > h + 2 pad` or `left + out_w > w + 2 pad`).
+// An image (src, h, w, c), the padding, the crop window (size and corner) and the output.
 #[allow(clippy::too_many_arguments)]
 pub fn pad_crop(
     src: &[f32],
@@ -420,6 +423,7 @@ pub enum Mode {
 ///
 /// Panics on wrong buffer lengths, `h`, `w` or `c` zero, a crop larger than the padded image,
 /// a negative or non-finite shift fraction, or `shift` and `crop` both set.
+// A batch (src, n, h, w, c), what to do (aug, mode), the randomness (seed, step) and the output.
 #[allow(clippy::too_many_arguments)]
 pub fn augment_batch(
     src: &[f32],

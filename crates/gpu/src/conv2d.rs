@@ -155,6 +155,7 @@ fn im2col(
 }
 
 /// Forward pass: `y = conv(x, w) + bias`, then ReLU when `relu`. `y` is overwritten.
+// The arguments of `cpu::conv2d`'s forward plus the context, the variant and the fused ReLU.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward(
     ctx: &GpuContext,

@@ -166,6 +166,8 @@ fn check_view(v: &View, rows: usize, cols: usize, name: &str) -> Result<(), GpuE
 ///
 /// `a` holds A row-major (`m x k`), or with `trans_a` its transpose row-major (`k x m`); the
 /// same for `b` (`k x n`, or `n x k` with `trans_b`). `c` receives the row-major `m x n` result.
+// BLAS's argument list (sizes, operands with their transposes, output) plus the context and
+// the variant: the form every GEMM reader knows.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     ctx: &GpuContext,
@@ -194,6 +196,8 @@ pub fn gemm(
 
 /// The general form of [`gemm`]: strided views with offsets for A and B, C row-major at
 /// element `c_off` of `c`, and an epilogue.
+// BLAS's argument list with views in place of (buffer, transpose) pairs, plus the context,
+// the variant and the epilogue.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_view(
     ctx: &GpuContext,

@@ -102,6 +102,8 @@ fn reduce_rows(
 /// is untouched). As `cpu::softmax_xent::softmax_xent_forward`, which returns the mean.
 ///
 /// `rows = 0` records nothing (the CPU rejects it; here the loss slot is left as it is).
+// The CPU twin's arguments plus the context and where the loss goes (slot, accumulate): a
+// struct would only rename them.
 #[allow(clippy::too_many_arguments)]
 pub fn softmax_xent_forward(
     ctx: &GpuContext,
@@ -197,6 +199,7 @@ pub fn softmax_xent_backward(
 /// `accumulate`. Exact while the total stays below 2^24.
 ///
 /// `rows = 0` records nothing (the slot is left as it is).
+// As softmax_xent_forward: the CPU twin's arguments plus the output slot and accumulate flag.
 #[allow(clippy::too_many_arguments)]
 pub fn count_correct(
     ctx: &GpuContext,

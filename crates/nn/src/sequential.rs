@@ -49,7 +49,6 @@ impl Sequential {
             .map_or(&self.input_shape, |l| l.output_shape())
     }
 
-    /// Records the model on `tape`, after checking that `x` is a batch of the input shape.
     /// Where the parameters live (the CPU for a model without parameters).
     pub fn device(&self) -> Device {
         self.store
@@ -66,6 +65,7 @@ impl Sequential {
         Ok(())
     }
 
+    /// Records the model on `tape`, after checking that `x` is a batch of the input shape.
     pub fn forward(&self, tape: &mut Tape, x: Var, ctx: &mut Ctx) -> Result<Var, NnError> {
         let dims = tape.value(x).dims();
         if dims.len() != self.input_shape.len() + 1 || dims[1..] != self.input_shape[..] {

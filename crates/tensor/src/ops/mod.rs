@@ -1,8 +1,9 @@
 //! Tensor ops: shape checks plus dispatch to the kernel of the operands' device.
 //!
-//! One file per op family, named like its kernel in `crates/cpu/src/`, so `conv2d` is
-//! `cpu/src/conv2d.rs` here and `tensor/src/ops/conv2d.rs` there, and its backward sits next
-//! to its forward in `autograd/src/ops/conv2d.rs`.
+//! One file per op, named like its kernel everywhere else: `conv2d` is `tensor/src/ops/conv2d.rs`
+//! here, `cpu/src/conv2d.rs`, `gpu/src/conv2d.rs` and `shaders/conv2d.wgsl` below it, and
+//! `autograd/src/ops/conv2d.rs` (forward and backward on the tape) above it. The README's op
+//! table lists every op at every layer.
 
 pub mod adam;
 pub mod argmax;
