@@ -59,23 +59,15 @@ pub fn adam_update(
     )
 }
 
-#[cfg(test)]
-mod layout {
-    use super::*;
-
-    #[test]
-    fn the_uniform_matches_its_wgsl_twin() {
-        crate::uniform_matches!(
-            SHADER,
-            "Params",
-            crate::optim::Params {
-                n,
-                flags,
-                lr,
-                c1,
-                c2,
-                eps
-            }
-        );
+crate::uniform_matches!(
+    SHADER,
+    "Params",
+    crate::optim::Params {
+        n,
+        flags,
+        lr,
+        c1,
+        c2,
+        eps
     }
-}
+);

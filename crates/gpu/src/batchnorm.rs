@@ -246,22 +246,14 @@ pub fn update_moving_average(
     )
 }
 
-#[cfg(test)]
-mod layout {
-    use super::*;
-
-    #[test]
-    fn the_uniform_matches_its_wgsl_twin() {
-        crate::uniform_matches!(
-            SHADER,
-            "Bn",
-            Params {
-                rows,
-                c,
-                eps,
-                total,
-                momentum
-            }
-        );
+crate::uniform_matches!(
+    SHADER,
+    "Bn",
+    Params {
+        rows,
+        c,
+        eps,
+        total,
+        momentum
     }
-}
+);

@@ -293,33 +293,25 @@ pub fn conv2d_backward_weight(
     result
 }
 
-#[cfg(test)]
-mod layout {
-    use super::*;
-
-    #[test]
-    fn the_uniform_matches_its_wgsl_twin() {
-        crate::uniform_matches!(
-            SHADER,
-            "Params",
-            Params {
-                n,
-                h,
-                w,
-                c_in,
-                kh,
-                kw,
-                c_out,
-                stride,
-                pad_top,
-                pad_left,
-                out_h,
-                out_w,
-                first_image,
-                images,
-                flags,
-                _pad
-            }
-        );
+crate::uniform_matches!(
+    SHADER,
+    "Params",
+    Params {
+        n,
+        h,
+        w,
+        c_in,
+        kh,
+        kw,
+        c_out,
+        stride,
+        pad_top,
+        pad_left,
+        out_h,
+        out_w,
+        first_image,
+        images,
+        flags,
+        _pad
     }
-}
+);

@@ -267,28 +267,20 @@ pub fn gemm_view(
     )
 }
 
-#[cfg(test)]
-mod layout {
-    use super::*;
-
-    #[test]
-    fn the_uniform_matches_its_wgsl_twin() {
-        crate::uniform_matches!(
-            SHADER,
-            "Dims",
-            Dims {
-                m,
-                k,
-                n,
-                a_rs,
-                a_cs,
-                b_rs,
-                b_cs,
-                a_off,
-                b_off,
-                c_off,
-                flags
-            }
-        );
+crate::uniform_matches!(
+    SHADER,
+    "Dims",
+    Dims {
+        m,
+        k,
+        n,
+        a_rs,
+        a_cs,
+        b_rs,
+        b_cs,
+        a_off,
+        b_off,
+        c_off,
+        flags
     }
-}
+);

@@ -101,23 +101,15 @@ pub fn lrn_backward(
     ctx.dispatch_threads(k, &params, &[x, dy, dx], x.len())
 }
 
-#[cfg(test)]
-mod layout {
-    use super::*;
-
-    #[test]
-    fn the_uniform_matches_its_wgsl_twin() {
-        crate::uniform_matches!(
-            SHADER,
-            "Lrn",
-            Params {
-                c,
-                total,
-                r,
-                bias,
-                alpha,
-                beta
-            }
-        );
+crate::uniform_matches!(
+    SHADER,
+    "Lrn",
+    Params {
+        c,
+        total,
+        r,
+        bias,
+        alpha,
+        beta
     }
-}
+);

@@ -77,29 +77,21 @@ pub fn maxpool2d_backward(
     ctx.dispatch_threads(kernel("maxpool2d_backward"), &p, &[x, dy, dx], dx.len())
 }
 
-#[cfg(test)]
-mod layout {
-    use super::*;
-
-    #[test]
-    fn the_uniform_matches_its_wgsl_twin() {
-        crate::uniform_matches!(
-            SHADER,
-            "Window2d",
-            crate::window2d::Params {
-                n,
-                h,
-                w,
-                c,
-                k,
-                stride,
-                pad_top,
-                pad_left,
-                out_h,
-                out_w,
-                total,
-                neg_inf
-            }
-        );
+crate::uniform_matches!(
+    SHADER,
+    "Window2d",
+    crate::window2d::Params {
+        n,
+        h,
+        w,
+        c,
+        k,
+        stride,
+        pad_top,
+        pad_left,
+        out_h,
+        out_w,
+        total,
+        neg_inf
     }
-}
+);

@@ -107,27 +107,19 @@ pub fn subsample_pad_backward(
     ctx.dispatch_threads(k, &p, &[dy, dx], dx.len())
 }
 
-#[cfg(test)]
-mod layout {
-    use super::*;
-
-    #[test]
-    fn the_uniform_matches_its_wgsl_twin() {
-        crate::uniform_matches!(
-            SHADER,
-            "Shortcut",
-            Params {
-                n,
-                h,
-                w,
-                c,
-                stride,
-                pad_before,
-                out_h,
-                out_w,
-                c_out,
-                total
-            }
-        );
+crate::uniform_matches!(
+    SHADER,
+    "Shortcut",
+    Params {
+        n,
+        h,
+        w,
+        c,
+        stride,
+        pad_before,
+        out_h,
+        out_w,
+        c_out,
+        total
     }
-}
+);

@@ -234,23 +234,15 @@ pub fn count_correct(
     result
 }
 
-#[cfg(test)]
-mod layout {
-    use super::*;
-
-    #[test]
-    fn the_uniform_matches_its_wgsl_twin() {
-        crate::uniform_matches!(
-            SHADER,
-            "Params",
-            Params {
-                rows,
-                classes,
-                at,
-                flags,
-                factor,
-                divisor
-            }
-        );
+crate::uniform_matches!(
+    SHADER,
+    "Params",
+    Params {
+        rows,
+        classes,
+        at,
+        flags,
+        factor,
+        divisor
     }
-}
+);

@@ -60,17 +60,22 @@ pub(crate) fn check(
     );
 }
 
-/// `uniform_matches!(SHADER, "WgslName", RustType { field, ... })`: [`check`] with the Rust
-/// offsets read by `offset_of!`. List every field of the Rust struct, in order.
+/// `uniform_matches!(SHADER, "WgslName", RustType { field, ... })`: a test (`layout`) that
+/// runs [`check`] with the Rust offsets read by `offset_of!`. List every field of the Rust
+/// struct, in order.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! uniform_matches {
     ($shader:expr, $wgsl:literal, $t:ty { $($f:ident),* $(,)? }) => {
-        $crate::uniform_layout::check(
-            &$shader,
-            $wgsl,
-            std::mem::size_of::<$t>(),
-            &[$((stringify!($f), std::mem::offset_of!($t, $f))),*],
-        )
+        #[cfg(test)]
+        #[test]
+        fn uniform_matches_its_wgsl_twin() {
+            $crate::uniform_layout::check(
+                &$shader,
+                $wgsl,
+                std::mem::size_of::<$t>(),
+                &[$((stringify!($f), std::mem::offset_of!($t, $f))),*],
+            )
+        }
     };
 }
