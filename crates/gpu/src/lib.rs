@@ -57,3 +57,23 @@ pub use error::GpuError;
 pub use gemm::{gemm, gemm_view, Epilogue, GemmVariant, View};
 pub use pipeline::{PipelineCache, Shader};
 pub use record::{grid, Kernel, WORKGROUP};
+
+/// `uniform_matches!(SHADER, "WgslName", RustType { field, ... })`: a test that runs
+/// `uniform_layout::check` with the Rust offsets read by `offset_of!`. List every field of the Rust
+/// struct, in order.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! uniform_matches {
+    ($shader:expr, $wgsl:literal, $t:ty { $($f:ident),* $(,)? }) => {
+        #[cfg(test)]
+        #[test]
+        fn uniform_matches_its_wgsl_twin() {
+            $crate::uniform_layout::check(
+                &$shader,
+                $wgsl,
+                std::mem::size_of::<$t>(),
+                &[$((stringify!($f), std::mem::offset_of!($t, $f))),*],
+            )
+        }
+    };
+}

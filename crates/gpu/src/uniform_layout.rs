@@ -2,8 +2,8 @@
 //! and in WGSL (how the shader reads them). [`check`] parses the shader as it is compiled
 //! (prelude included) with naga, the WGSL front end wgpu itself uses, and asserts that the WGSL
 //! struct has the Rust struct's fields in the same order at the same byte offsets, and needs
-//! no more bytes than the host binds. Each kernel file calls it from its own test through
-//! [`uniform_matches!`](crate::uniform_matches), which reads the offsets with `offset_of!`.
+//! no more bytes than the host binds. Each kernel file calls it through `uniform_matches!` (lib.rs),
+//! which writes the test and reads the offsets with `offset_of!`.
 
 use crate::pipeline::{full_source, Shader};
 
@@ -58,24 +58,4 @@ pub(crate) fn check(
         "{}: WGSL struct {wgsl_struct} takes {span} bytes, the host binds {bound}",
         shader.name
     );
-}
-
-/// `uniform_matches!(SHADER, "WgslName", RustType { field, ... })`: a test (`layout`) that
-/// runs [`check`] with the Rust offsets read by `offset_of!`. List every field of the Rust
-/// struct, in order.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! uniform_matches {
-    ($shader:expr, $wgsl:literal, $t:ty { $($f:ident),* $(,)? }) => {
-        #[cfg(test)]
-        #[test]
-        fn uniform_matches_its_wgsl_twin() {
-            $crate::uniform_layout::check(
-                &$shader,
-                $wgsl,
-                std::mem::size_of::<$t>(),
-                &[$((stringify!($f), std::mem::offset_of!($t, $f))),*],
-            )
-        }
-    };
 }
