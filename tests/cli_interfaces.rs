@@ -439,3 +439,43 @@ fn bad_numbers_are_clear_errors_or_clamped() {
         "{err}"
     );
 }
+
+#[test]
+fn a_frozen_base_without_init_weights_is_pointed_out() {
+    let dir = temp_dir("frozen-note");
+    let missing = dir.join("no-data");
+    let run = dir.join("run");
+    let args = [
+        "train",
+        "--model",
+        "vgg16_finetune",
+        "--device",
+        "cpu",
+        "--data",
+        s(&missing),
+        "--run-dir",
+        s(&run),
+    ];
+    let (out, err) = text(&scratchnet(&args));
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("freezes 7,635,264 parameters") && all.contains("without --init-weights"),
+        "{all}"
+    );
+    // A model that trains every parameter gets no such note.
+    let (out, err) = text(&scratchnet(&[
+        "train",
+        "--model",
+        "keras6",
+        "--device",
+        "cpu",
+        "--data",
+        s(&missing),
+        "--run-dir",
+        s(&run),
+    ]));
+    assert!(
+        !format!("{out}{err}").contains("--init-weights"),
+        "{out}{err}"
+    );
+}

@@ -409,8 +409,18 @@ fn place_model(
     info!("{line}");
     let restart = resumed_dir.is_none_or(|r| !r.file(run_dir::CHECKPOINT).exists());
     if restart {
-        if let Some(path) = &args.init_weights {
-            init_weights(model, path)?;
+        match &args.init_weights {
+            Some(path) => init_weights(model, path)?,
+            None => {
+                let frozen = model.store.total_count() - model.store.trainable_count();
+                if frozen > 0 {
+                    info!(
+                        "note: {} freezes {} parameters that are meant to hold pretrained weights (docs/models.md); without --init-weights they keep their random initial values",
+                        model.name(),
+                        nn::summary::thousands(frozen)
+                    );
+                }
+            }
         }
     }
     model.to_device(&device)?;
