@@ -22,6 +22,7 @@ pub enum TensorError {
     Gpu(String),
 }
 
+#[cfg(feature = "gpu")]
 impl From<gpu::GpuError> for TensorError {
     fn from(e: gpu::GpuError) -> Self {
         TensorError::Gpu(e.to_string())

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "gpu")]
 use gpu::{GpuBuffer, GpuContext};
 
 use crate::{buffer_cache, Result, Shape, TensorError};
@@ -9,33 +10,50 @@ use crate::{buffer_cache, Result, Shape, TensorError};
 /// Where a tensor's storage lives and so which kernels run on it.
 ///
 /// `Gpu` holds the context (device, queue, caches) its buffers belong to; two GPU devices are
-/// equal when they are the same context.
+/// equal when they are the same context. Only a build with the `gpu` feature (the default)
+/// has it.
 #[derive(Clone)]
 pub enum Device {
     Cpu,
+    #[cfg(feature = "gpu")]
     Gpu(Arc<GpuContext>),
 }
 
 impl Device {
     /// Open the best GPU adapter (see [`GpuContext::new`]).
+    #[cfg(feature = "gpu")]
     pub fn gpu() -> Result<Device> {
         Ok(Device::Gpu(Arc::new(GpuContext::new()?)))
     }
 
+    /// A build without the `gpu` feature has no GPU backend: always an error saying so.
+    #[cfg(not(feature = "gpu"))]
+    pub fn gpu() -> Result<Device> {
+        Err(TensorError::Gpu(
+            "this build has no GPU support (built without the `gpu` feature)".into(),
+        ))
+    }
+
     pub fn is_gpu(&self) -> bool {
-        matches!(self, Device::Gpu(_))
+        match self {
+            Device::Cpu => false,
+            #[cfg(feature = "gpu")]
+            Device::Gpu(_) => true,
+        }
     }
 
     /// One line for logs: `cpu`, or `gpu: <adapter> (<backend>, <type>)`.
     pub fn describe(&self) -> String {
         match self {
             Device::Cpu => "cpu".into(),
+            #[cfg(feature = "gpu")]
             Device::Gpu(ctx) => format!("gpu: {}", ctx.describe()),
         }
     }
 
     /// Submit the GPU work recorded so far (a no-op on the CPU). Readbacks do this themselves.
     pub fn flush(&self) {
+        #[cfg(feature = "gpu")]
         if let Device::Gpu(ctx) = self {
             ctx.flush();
         }
@@ -46,7 +64,9 @@ impl PartialEq for Device {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Device::Cpu, Device::Cpu) => true,
+            #[cfg(feature = "gpu")]
             (Device::Gpu(a), Device::Gpu(b)) => Arc::ptr_eq(a, b),
+            #[cfg(feature = "gpu")]
             _ => false,
         }
     }
@@ -64,6 +84,7 @@ impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Device::Cpu => f.write_str("cpu"),
+            #[cfg(feature = "gpu")]
             Device::Gpu(_) => f.write_str("gpu"),
         }
     }
@@ -89,17 +110,20 @@ impl Clone for CpuBuffer {
 
 /// A GPU buffer from the context's buffer cache; goes back to it when the last tensor using it
 /// drops (safe even while recorded work still reads it: see gpu/src/record.rs).
+#[cfg(feature = "gpu")]
 pub(crate) struct GpuStorage {
     ctx: Arc<GpuContext>,
     buf: Option<GpuBuffer>,
 }
 
+#[cfg(feature = "gpu")]
 impl GpuStorage {
     fn buf(&self) -> &GpuBuffer {
         self.buf.as_ref().expect("present until drop")
     }
 }
 
+#[cfg(feature = "gpu")]
 impl Drop for GpuStorage {
     fn drop(&mut self) {
         if let Some(b) = self.buf.take() {
@@ -108,6 +132,7 @@ impl Drop for GpuStorage {
     }
 }
 
+#[cfg(feature = "gpu")]
 impl Clone for GpuStorage {
     /// A recorded device-to-device copy. Allocation cannot exceed the binding limit (the
     /// source has the same size), so failing here would mean a lost device.
@@ -127,6 +152,7 @@ impl Clone for GpuStorage {
     }
 }
 
+#[cfg(feature = "gpu")]
 impl std::fmt::Debug for GpuStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "GpuStorage({} f32)", self.buf().len())
@@ -136,6 +162,7 @@ impl std::fmt::Debug for GpuStorage {
 #[derive(Debug, Clone)]
 pub(crate) enum Storage {
     Cpu(CpuBuffer),
+    #[cfg(feature = "gpu")]
     Gpu(GpuStorage),
 }
 
@@ -206,6 +233,7 @@ impl Tensor {
     pub fn zeros_on(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         match device {
             Device::Cpu => Ok(Self::zeros(shape)),
+            #[cfg(feature = "gpu")]
             Device::Gpu(ctx) => {
                 let t = Self::uninit_on(shape, device)?;
                 ctx.record_clear(t.gpu_buf(), t.numel());
@@ -219,6 +247,7 @@ impl Tensor {
     pub(crate) fn uninit_on(shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         match device {
             Device::Cpu => Ok(Self::uninit(shape)),
+            #[cfg(feature = "gpu")]
             Device::Gpu(ctx) => {
                 let shape = shape.into();
                 let buf = ctx.alloc(shape.numel(), &format!("a tensor of shape {shape}"))?;
@@ -237,8 +266,11 @@ impl Tensor {
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
         match (&*self.storage, device) {
             (Storage::Cpu(_), Device::Cpu) => Ok(self.clone()),
+            #[cfg(feature = "gpu")]
             (Storage::Gpu(g), Device::Gpu(ctx)) if Arc::ptr_eq(&g.ctx, ctx) => Ok(self.clone()),
+            #[cfg(feature = "gpu")]
             (_, Device::Cpu) => Tensor::from_vec(self.shape.clone(), self.try_to_vec()?),
+            #[cfg(feature = "gpu")]
             (_, Device::Gpu(ctx)) => {
                 let host = self.try_to_vec()?;
                 let t = Self::uninit_on(self.shape.clone(), device)?;
@@ -271,12 +303,17 @@ impl Tensor {
     pub fn device(&self) -> Device {
         match &*self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            #[cfg(feature = "gpu")]
             Storage::Gpu(g) => Device::Gpu(Arc::clone(&g.ctx)),
         }
     }
 
     pub fn is_gpu(&self) -> bool {
-        matches!(&*self.storage, Storage::Gpu(_))
+        match &*self.storage {
+            Storage::Cpu(_) => false,
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => true,
+        }
     }
 
     /// The elements, row-major, borrowed from host memory.
@@ -287,6 +324,7 @@ impl Tensor {
     pub fn as_slice(&self) -> &[f32] {
         match &*self.storage {
             Storage::Cpu(b) => &b.0,
+            #[cfg(feature = "gpu")]
             Storage::Gpu(_) => panic!("as_slice on a GPU tensor: read it with to_vec"),
         }
     }
@@ -296,6 +334,7 @@ impl Tensor {
     pub fn try_to_vec(&self) -> Result<Vec<f32>> {
         match &*self.storage {
             Storage::Cpu(b) => Ok(b.0.clone()),
+            #[cfg(feature = "gpu")]
             Storage::Gpu(g) => Ok(g.ctx.read(g.buf())?),
         }
     }
@@ -310,6 +349,7 @@ impl Tensor {
     }
 
     /// The GPU buffer of a GPU tensor (ops call this after checking the device).
+    #[cfg(feature = "gpu")]
     pub(crate) fn gpu_buf(&self) -> &GpuBuffer {
         match &*self.storage {
             Storage::Gpu(g) => g.buf(),
@@ -319,6 +359,7 @@ impl Tensor {
 
     /// The GPU buffer of a GPU tensor, copied first if another tensor shares it, for kernels
     /// that update it in place.
+    #[cfg(feature = "gpu")]
     pub(crate) fn gpu_buf_mut(&mut self) -> &GpuBuffer {
         match Arc::make_mut(&mut self.storage) {
             Storage::Gpu(g) => g.buf(),
@@ -344,6 +385,7 @@ impl Tensor {
     pub fn data_mut(&mut self) -> &mut [f32] {
         match Arc::make_mut(&mut self.storage) {
             Storage::Cpu(b) => &mut b.0,
+            #[cfg(feature = "gpu")]
             Storage::Gpu(_) => panic!("data_mut on a GPU tensor"),
         }
     }

@@ -31,6 +31,7 @@ pub fn adam_update(
                 )
             }
         }
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             let guard = crate::ops::gpu_guard("adam_update", guard)?;
             gpu::adam::adam_update(

@@ -12,6 +12,7 @@ pub fn count_correct(logits: &Tensor, labels: &[u32]) -> Result<usize> {
     }
     Ok(match logits.device() {
         Device::Cpu => cpu::argmax::count_correct(logits.as_slice(), labels, logits.dims()[1]),
+        #[cfg(feature = "gpu")]
         dev @ Device::Gpu(_) => {
             let mut count = Tensor::zeros_on([1], &dev)?;
             accumulate_correct(logits, labels, &mut count)?;
@@ -43,6 +44,7 @@ pub fn accumulate_correct(logits: &Tensor, labels: &[u32], sum: &mut Tensor) -> 
             sum.data_mut()[0] +=
                 cpu::argmax::count_correct(logits.as_slice(), labels, classes) as f32
         }
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             let gl = crate::ops::labels_on(labels, &dev)?;
             gpu::softmax_xent::count_correct(

@@ -27,6 +27,7 @@ pub fn avgpool2d(x: &Tensor, size: usize, stride: usize, padding: Padding) -> Re
     let mut y = Tensor::uninit_on([d.n, d.out_h, d.out_w, d.c], &dev)?;
     match dev {
         Device::Cpu => k::avgpool2d_forward(&d, x.as_slice(), y.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::avgpool2d::avgpool2d_forward(&ctx, &d, x.gpu_buf(), y.gpu_buf())?,
     }
     Ok(y)
@@ -49,6 +50,7 @@ pub fn avgpool2d_backward(
     let mut dx = Tensor::uninit_on(x_shape.clone(), &dev)?;
     match dev {
         Device::Cpu => k::avgpool2d_backward(&d, dy.as_slice(), dx.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             gpu::avgpool2d::avgpool2d_backward(&ctx, &d, dy.gpu_buf(), dx.gpu_buf())?
         }
@@ -72,6 +74,7 @@ pub fn global_avgpool(x: &Tensor) -> Result<Tensor> {
     let mut y = Tensor::uninit_on([n, c], &dev)?;
     match dev {
         Device::Cpu => k::global_avgpool_forward(x.as_slice(), n, hw, c, y.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             gpu::avgpool2d::global_avgpool_forward(&ctx, x.gpu_buf(), n, hw, c, y.gpu_buf())?
         }
@@ -86,6 +89,7 @@ pub fn global_avgpool_backward(x_shape: &Shape, dy: &Tensor) -> Result<Tensor> {
     let mut dx = Tensor::uninit_on(x_shape.clone(), &dev)?;
     match dev {
         Device::Cpu => k::global_avgpool_backward(dy.as_slice(), n, hw, c, dx.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             gpu::avgpool2d::global_avgpool_backward(&ctx, dy.gpu_buf(), n, hw, c, dx.gpu_buf())?
         }

@@ -33,6 +33,7 @@ pub fn batchnorm_train(
     let mut y = Tensor::uninit_on(x.shape().clone(), &dev)?;
     let (mut mean, mut var) = (Tensor::uninit_on([c], &dev)?, Tensor::uninit_on([c], &dev)?);
     match dev {
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::batchnorm::batchnorm_forward_train(
             &ctx,
             x.gpu_buf(),
@@ -71,6 +72,7 @@ pub fn batchnorm_infer(
     let dev = crate::ops::same_device("batchnorm", &[x, gamma, beta, moving_mean, moving_var])?;
     let mut y = Tensor::uninit_on(x.shape().clone(), &dev)?;
     match dev {
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::batchnorm::batchnorm_forward_infer(
             &ctx,
             x.gpu_buf(),
@@ -111,6 +113,7 @@ pub fn batchnorm_backward(
     let mut dx = Tensor::uninit_on(x.shape().clone(), &dev)?;
     let (mut dg, mut db) = (Tensor::uninit_on([c], &dev)?, Tensor::uninit_on([c], &dev)?);
     match dev {
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::batchnorm::batchnorm_backward(
             &ctx,
             x.gpu_buf(),
@@ -159,6 +162,7 @@ pub fn update_moving_average(
                 cpu::batchnorm::update_moving_average(moving.data_mut(), batch.as_slice(), momentum)
             }
         }
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             let guard = crate::ops::gpu_guard("update_moving_average", guard)?;
             gpu::batchnorm::update_moving_average(

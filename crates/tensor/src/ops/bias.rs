@@ -19,6 +19,7 @@ pub fn bias_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     let mut y = x.clone();
     match dev {
         Device::Cpu => cpu::bias::bias_add(y.data_mut(), b.as_slice()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::elementwise::bias_add(&ctx, y.gpu_buf_mut(), b.gpu_buf())?,
     }
     Ok(y)
@@ -31,6 +32,7 @@ pub fn bias_grad(dy: &Tensor) -> Result<Tensor> {
     let mut db = Tensor::uninit_on([c], &dev)?;
     match dev {
         Device::Cpu => cpu::bias::bias_grad(dy.as_slice(), c, db.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::elementwise::bias_grad(&ctx, dy.gpu_buf(), c, db.gpu_buf())?,
     }
     Ok(db)

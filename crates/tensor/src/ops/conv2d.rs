@@ -1,7 +1,9 @@
 //! conv2d: NHWC input, HWIO kernel, optional bias; forward and both backward passes.
 
 use cpu::conv2d::{self as k, Conv2dDims};
+#[cfg(feature = "gpu")]
 use gpu::conv2d::{self as g, ConvVariant};
+#[cfg(feature = "gpu")]
 use gpu::GemmVariant;
 
 use crate::{Device, Padding, Result, Shape, Tensor, TensorError};
@@ -62,6 +64,7 @@ pub fn conv2d(
     let dev = crate::ops::same_device("conv2d", &operands)?;
     let mut y = Tensor::uninit_on(output_shape(&d), &dev)?;
     match dev {
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             let v = ConvVariant::Im2colGemm(GemmVariant::best_for(&ctx));
             let b = bias.map(|b| b.gpu_buf());
@@ -92,6 +95,7 @@ pub fn conv2d_backward_input(
     let dev = crate::ops::same_device("conv2d_backward_input", &[dy, w])?;
     let mut dx = Tensor::uninit_on(x_shape.clone(), &dev)?;
     match dev {
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => g::conv2d_backward_input(
             &ctx,
             GemmVariant::best_for(&ctx),
@@ -118,6 +122,7 @@ pub fn conv2d_backward_weight(
     let dev = crate::ops::same_device("conv2d_backward_weight", &[x, dy])?;
     let mut dw = Tensor::uninit_on(w_shape.clone(), &dev)?;
     match dev {
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => g::conv2d_backward_weight(
             &ctx,
             GemmVariant::best_for(&ctx),

@@ -17,6 +17,7 @@ pub fn dropout(x: &Tensor, p: f32, seed: u32) -> Result<(Tensor, Tensor)> {
         Device::Cpu => {
             cpu::dropout::dropout_forward(x.as_slice(), p, seed, y.data_mut(), mask.data_mut())
         }
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             gpu::dropout::dropout_forward(&ctx, x.gpu_buf(), p, seed, y.gpu_buf(), mask.gpu_buf())?
         }
@@ -33,6 +34,7 @@ pub fn dropout_backward(dy: &Tensor, mask: &Tensor) -> Result<Tensor> {
         Device::Cpu => {
             cpu::dropout::dropout_backward(dy.as_slice(), mask.as_slice(), dx.data_mut())
         }
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             gpu::dropout::dropout_backward(&ctx, dy.gpu_buf(), mask.gpu_buf(), dx.gpu_buf())?
         }

@@ -18,6 +18,7 @@ pub fn add_assign(a: &mut Tensor, b: &Tensor) -> Result<()> {
                 *x += y;
             }
         }
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::elementwise::add_assign(&ctx, a.gpu_buf_mut(), b.gpu_buf())?,
     }
     Ok(())
@@ -32,6 +33,7 @@ pub fn axpy(alpha: f32, x: &Tensor, y: &mut Tensor) -> Result<()> {
                 *y += alpha * x;
             }
         }
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::elementwise::axpy(&ctx, alpha, x.gpu_buf(), y.gpu_buf_mut())?,
     }
     Ok(())
@@ -45,6 +47,7 @@ pub fn sum_squares(x: &Tensor) -> Result<Tensor> {
             let s: f64 = x.as_slice().iter().map(|&v| (v as f64) * (v as f64)).sum();
             Ok(Tensor::scalar(s as f32))
         }
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             let out = Tensor::uninit_on(crate::Shape::new(vec![]), &dev)?;
             gpu::elementwise::sum_squares(ctx, x.gpu_buf(), out.gpu_buf(), 0)?;

@@ -28,6 +28,7 @@ fn view(t: &Tensor, tr: Transpose) -> Mat<'_> {
     }
 }
 
+#[cfg(feature = "gpu")]
 fn gpu_view(t: &Tensor, tr: Transpose) -> gpu::View<'_> {
     let m = gpu::View::row_major(t.gpu_buf(), t.dims()[1]);
     match tr {
@@ -55,6 +56,7 @@ pub fn gemm(a: &Tensor, ta: Transpose, b: &Tensor, tb: Transpose) -> Result<Tens
     let mut c = Tensor::uninit_on([m, n], &dev)?;
     match dev {
         Device::Cpu => cpu::gemm::gemm(m, ka, n, view(a, ta), view(b, tb), 0.0, c.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::gemm_view(
             &ctx,
             gpu::GemmVariant::best_for(&ctx),

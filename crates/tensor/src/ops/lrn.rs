@@ -10,6 +10,7 @@ pub fn lrn(x: &Tensor, p: &LrnParams) -> Result<Tensor> {
     let mut y = Tensor::uninit_on(x.shape().clone(), &dev)?;
     match dev {
         Device::Cpu => cpu::lrn::lrn_forward(x.as_slice(), c, p, y.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::lrn::lrn_forward(&ctx, x.gpu_buf(), c, p, y.gpu_buf())?,
     }
     Ok(y)
@@ -22,6 +23,7 @@ pub fn lrn_backward(x: &Tensor, dy: &Tensor, p: &LrnParams) -> Result<Tensor> {
     let mut dx = Tensor::uninit_on(x.shape().clone(), &dev)?;
     match dev {
         Device::Cpu => cpu::lrn::lrn_backward(x.as_slice(), dy.as_slice(), c, p, dx.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             gpu::lrn::lrn_backward(&ctx, x.gpu_buf(), dy.gpu_buf(), c, p, dx.gpu_buf())?
         }

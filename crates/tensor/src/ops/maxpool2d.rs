@@ -36,6 +36,7 @@ pub fn maxpool2d(x: &Tensor, size: usize, stride: usize, padding: Padding) -> Re
     let mut y = Tensor::uninit_on(output_shape(&d), &dev)?;
     match dev {
         Device::Cpu => k::maxpool2d_forward(&d, x.as_slice(), y.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::maxpool2d::maxpool2d_forward(&ctx, &d, x.gpu_buf(), y.gpu_buf())?,
     }
     Ok(y)
@@ -55,6 +56,7 @@ pub fn maxpool2d_backward(
     let mut dx = Tensor::uninit_on(x.shape().clone(), &dev)?;
     match dev {
         Device::Cpu => k::maxpool2d_backward(&d, x.as_slice(), dy.as_slice(), dx.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             gpu::maxpool2d::maxpool2d_backward(&ctx, &d, x.gpu_buf(), dy.gpu_buf(), dx.gpu_buf())?
         }

@@ -76,6 +76,7 @@ pub(crate) fn guard_allows(guard: Option<&Tensor>) -> Result<bool> {
 
 /// On the GPU: the buffer a kernel checks before updating (its first element must be
 /// finite), or `None` when there is no guard. No readback.
+#[cfg(feature = "gpu")]
 pub(crate) fn gpu_guard<'a>(
     op: &'static str,
     guard: Option<&'a Tensor>,
@@ -95,6 +96,7 @@ pub(crate) fn gpu_guard<'a>(
 
 /// Labels as an f32 tensor on `device` (exact: class indices are far below 2^24), for the
 /// GPU kernels that compare logits with them.
+#[cfg(feature = "gpu")]
 pub(crate) fn labels_on(labels: &[u32], device: &Device) -> Result<Tensor> {
     let host = Tensor::from_vec([labels.len()], labels.iter().map(|&l| l as f32).collect())?;
     host.to_device(device)

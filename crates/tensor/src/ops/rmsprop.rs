@@ -29,6 +29,7 @@ pub fn rmsprop_update(
                 )
             }
         }
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             let guard = crate::ops::gpu_guard("rmsprop_update", guard)?;
             gpu::rmsprop::rmsprop_update(

@@ -29,6 +29,7 @@ pub fn sgd_update(
                 cpu::sgd::sgd_update(param.data_mut(), grad.as_slice(), v, h)
             }
         }
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             let guard = crate::ops::gpu_guard("sgd_update", guard)?;
             let v = velocity.map(|v| v.gpu_buf_mut());

@@ -50,6 +50,7 @@ pub fn subsample_pad(
     let mut y = Tensor::uninit_on([d.n, d.out_h(), d.out_w(), d.c_out()], &dev)?;
     match dev {
         Device::Cpu => k::subsample_pad(&d, x.as_slice(), y.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::shortcut::subsample_pad(&ctx, &d, x.gpu_buf(), y.gpu_buf())?,
     }
     Ok(y)
@@ -81,6 +82,7 @@ pub fn subsample_pad_backward(
     let mut dx = Tensor::uninit_on(x_dims.to_vec(), &dev)?;
     match dev {
         Device::Cpu => k::subsample_pad_backward(&d, dy.as_slice(), dx.data_mut()),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             gpu::shortcut::subsample_pad_backward(&ctx, &d, dy.gpu_buf(), dx.gpu_buf())?
         }

@@ -23,6 +23,7 @@ fn check(logits: &Tensor, labels: &[u32]) -> Result<(usize, usize)> {
 /// Mean cross-entropy of `softmax(logits)` against `labels`, as a one-element tensor on the
 /// logits' device, and the probabilities (kept for the backward pass).
 pub fn softmax_xent(logits: &Tensor, labels: &[u32]) -> Result<(Tensor, Tensor)> {
+    #[cfg_attr(not(feature = "gpu"), allow(unused_variables))]
     let (rows, classes) = check(logits, labels)?;
     let dev = logits.device();
     let mut probs = Tensor::uninit_on(logits.shape().clone(), &dev)?;
@@ -33,6 +34,7 @@ pub fn softmax_xent(logits: &Tensor, labels: &[u32]) -> Result<(Tensor, Tensor)>
             classes,
             probs.data_mut(),
         )),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             let gl = crate::ops::labels_on(labels, &dev)?;
             let loss = Tensor::uninit_on(crate::Shape::new(vec![]), &dev)?;
@@ -55,6 +57,7 @@ pub fn softmax_xent(logits: &Tensor, labels: &[u32]) -> Result<(Tensor, Tensor)>
 
 /// Gradient of `scale *` the mean cross-entropy with respect to the logits.
 pub fn softmax_xent_backward(probs: &Tensor, labels: &[u32], scale: f32) -> Result<Tensor> {
+    #[cfg_attr(not(feature = "gpu"), allow(unused_variables))]
     let (rows, classes) = check(probs, labels)?;
     let dev = probs.device();
     let mut d = Tensor::uninit_on(probs.shape().clone(), &dev)?;
@@ -66,6 +69,7 @@ pub fn softmax_xent_backward(probs: &Tensor, labels: &[u32], scale: f32) -> Resu
             scale,
             d.data_mut(),
         ),
+        #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => {
             let gl = crate::ops::labels_on(labels, &dev)?;
             gpu::softmax_xent::softmax_xent_backward(
