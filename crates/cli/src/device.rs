@@ -1,5 +1,6 @@
 //! `--device auto|cpu|gpu`, and the line every run starts with: which device and kernels run.
 
+#[cfg(feature = "gpu")]
 use std::sync::Arc;
 
 use tensor::Device;
@@ -27,6 +28,7 @@ pub enum DeviceFlag {
 }
 
 /// The device for `flag`, and the first line of the run naming it (and the adapter).
+#[cfg(feature = "gpu")]
 pub fn select(flag: DeviceFlag) -> anyhow::Result<(Device, String)> {
     match flag {
         DeviceFlag::Cpu => Ok((Device::Cpu, describe_cpu())),
@@ -53,6 +55,28 @@ pub fn select(flag: DeviceFlag) -> anyhow::Result<(Device, String)> {
                 format!("{} (--device auto: no GPU adapter)", describe_cpu()),
             )),
         },
+    }
+}
+
+/// [`select`] in a build without the `gpu` feature: `--device gpu` is an error saying so, and
+/// `--device auto` is the CPU.
+#[cfg(not(feature = "gpu"))]
+pub fn select(flag: DeviceFlag) -> anyhow::Result<(Device, String)> {
+    match flag {
+        DeviceFlag::Cpu => Ok((Device::Cpu, describe_cpu())),
+        DeviceFlag::Gpu => {
+            // Always fails here, with the reason: this build has no GPU support.
+            let device = Device::gpu().map_err(|e| anyhow::anyhow!("--device gpu: {e}"))?;
+            let line = format!("device: {}", device.describe());
+            Ok((device, line))
+        }
+        DeviceFlag::Auto => Ok((
+            Device::Cpu,
+            format!(
+                "{} (--device auto: built without the `gpu` feature)",
+                describe_cpu()
+            ),
+        )),
     }
 }
 
