@@ -9,7 +9,8 @@
 //! is validated against the reference at batch 8 first. GPU: batch 8 on a software adapter (lavapipe),
 //! 64 on a hardware one; each timed batch of iterations is recorded into one encoder and the
 //! clock stops when the GPU has finished.
-//! Run: `cargo bench --bench conv2d` (or `-- conv2d_gpu` for the GPU group alone).
+//! Run: `cargo bench --bench conv2d` (or `-- conv2d_gpu` for the GPU group alone; a build
+//! without the `gpu` feature has only the CPU groups).
 
 use cpu::conv2d::*;
 use cpu::gemm_packed::{self, Kernel};
@@ -143,6 +144,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// The WGSL variants: the direct kernel (forward only) and im2col + each GEMM kernel.
+#[cfg(feature = "gpu")]
 fn bench_gpu(c: &mut Criterion) {
     use gpu::conv2d::{self as g, ConvVariant};
     use gpu::{GemmVariant, GpuContext};
@@ -242,5 +244,8 @@ fn bench_gpu(c: &mut Criterion) {
     }
 }
 
+#[cfg(feature = "gpu")]
 criterion_group!(benches, bench, bench_gpu);
+#[cfg(not(feature = "gpu"))]
+criterion_group!(benches, bench);
 criterion_main!(benches);

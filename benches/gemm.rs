@@ -5,13 +5,16 @@
 //! adapter (lavapipe where there is no hardware GPU), waiting for the GPU inside the timed region.
 //!
 //! Every variant is checked against the reference before it is timed.
-//! Run: `cargo bench --bench gemm` (or `-- gemm_gpu` for the GPU group alone).
+//! Run: `cargo bench --bench gemm` (or `-- gemm_gpu` for the GPU group alone; a build without
+//! the `gpu` feature has only the CPU groups).
 
 use cpu::gemm::{gemm, gemm_flops, gemm_reference, gemm_serial, Mat};
 use cpu::gemm_packed::{gemm_packed_with, Kernel};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+#[cfg(feature = "gpu")]
 use gpu::{GemmVariant, GpuContext};
 use std::hint::black_box;
+#[cfg(feature = "gpu")]
 use std::time::{Duration, Instant};
 
 fn data(len: usize, seed: u32) -> Vec<f32> {
@@ -117,6 +120,7 @@ fn bench(c: &mut Criterion) {
 /// The GPU kernels at 256^3 and 1024^3. Each timed batch of iterations is recorded into one
 /// command encoder (as a training step will be) and submitted once, and the clock stops only
 /// after the GPU has finished, so the rate includes dispatch and submit overheads.
+#[cfg(feature = "gpu")]
 fn bench_gpu(c: &mut Criterion) {
     let ctx = match GpuContext::new() {
         Ok(ctx) => ctx,
@@ -189,5 +193,8 @@ fn bench_gpu(c: &mut Criterion) {
     g.finish();
 }
 
+#[cfg(feature = "gpu")]
 criterion_group!(benches, bench, bench_gpu);
+#[cfg(not(feature = "gpu"))]
+criterion_group!(benches, bench);
 criterion_main!(benches);

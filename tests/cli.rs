@@ -393,6 +393,7 @@ fn vgg16_imports_keras_weights() {
 
 /// `--device gpu` trains on the GPU (lavapipe in CI), names the adapter on the first line, and
 /// its weights evaluate to the same accuracy on the GPU and on the CPU.
+#[cfg(feature = "gpu")]
 #[test]
 fn train_and_eval_on_the_gpu() {
     if let Err(e) = gpu::GpuContext::new() {
@@ -447,4 +448,49 @@ fn train_and_eval_on_the_gpu() {
             .unwrap_or_else(|| panic!("no accuracy line in {stdout}"))
     };
     assert_eq!(accuracy("gpu"), accuracy("cpu"));
+}
+
+/// A build without the `gpu` feature: `--device gpu` is one clear error line, and `--device
+/// auto` (the default) trains on the CPU.
+#[cfg(not(feature = "gpu"))]
+#[test]
+fn gpu_flag_in_a_cpu_only_build() {
+    let data = tiny_cifar("cpu-only", 8);
+    let train = |device: &str| {
+        scratchnet(&[
+            "train",
+            "--model",
+            "keras6",
+            "--data",
+            s(&data),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--max-steps",
+            "1",
+            "--device",
+            device,
+            "--run-dir",
+            s(&data.join(device)),
+        ])
+    };
+    let o = train("gpu");
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--device gpu") && err.contains("without the `gpu` feature"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    let o = train("auto");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        out.lines()
+            .next()
+            .unwrap_or_default()
+            .starts_with("device: cpu"),
+        "{out}"
+    );
 }

@@ -38,6 +38,7 @@ pub fn subset_dir() -> Option<PathBuf> {
 /// The GPU shared by a test binary (so each pipeline compiles once per binary), or `None` with
 /// the reason on stderr when there is no adapter. Under `CI`, where lavapipe is installed, a
 /// missing adapter is a failure instead: the GPU tests must run there.
+#[cfg(feature = "gpu")]
 pub fn gpu() -> Option<&'static std::sync::Arc<gpu::GpuContext>> {
     use std::sync::{Arc, OnceLock};
     static CTX: OnceLock<Result<Arc<gpu::GpuContext>, String>> = OnceLock::new();
