@@ -10,6 +10,8 @@
 //! Without any GPU adapter the tests print why and pass, except under `CI`, where lavapipe is
 //! installed and a missing adapter is a failure.
 
+#![cfg(feature = "gpu")]
+
 #[path = "../common.rs"]
 mod common;
 
