@@ -18,20 +18,8 @@ use cpu::Padding;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    (0..len as u32)
-        .map(|i| cpu::rng::uniform(seed, i) - 0.5)
-        .collect()
-}
-
-fn close(a: &[f32], b: &[f32], what: &str) {
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= 1e-3 * y.abs().max(1.0),
-            "{what}: mismatch at {i}: {x} vs {y}"
-        );
-    }
-}
+mod common;
+use common::{assert_close as close, data};
 
 /// (name, h, c_in, c_out, stride): keras6's six 3x3 same convolutions, then resnet20's
 /// distinct 3x3 same convolutions (stem, the three stages, the two strided stage entries).

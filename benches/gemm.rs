@@ -17,10 +17,16 @@ use std::hint::black_box;
 #[cfg(feature = "gpu")]
 use std::time::{Duration, Instant};
 
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    (0..len as u32)
-        .map(|i| cpu::rng::uniform(seed, i) - 0.5)
-        .collect()
+mod common;
+use common::{assert_close, data};
+
+/// Checks the top-left `corner` (rows of `rn` values) of a row-major product `c` with `n`
+/// columns against the reference.
+fn check_corner(c: &[f32], n: usize, corner: &[f32], rn: usize, what: &str) {
+    let got: Vec<f32> = (0..corner.len() / rn)
+        .flat_map(|i| c[i * n..i * n + rn].iter().copied())
+        .collect();
+    assert_close(&got, corner, &format!("{what} (top-left corner)"));
 }
 
 fn check(m: usize, k: usize, n: usize, a: &[f32], b: &[f32]) {
@@ -36,15 +42,7 @@ fn check(m: usize, k: usize, n: usize, a: &[f32], b: &[f32]) {
         } else {
             gemm(m, k, n, am, bm, 0.0, &mut want);
         }
-        for i in 0..rm {
-            for j in 0..rn {
-                let (x, y) = (want[i * n + j], corner[i * rn + j]);
-                assert!(
-                    (x - y).abs() <= 1e-3 * y.abs().max(1.0),
-                    "gemm {m}x{k}x{n} mismatch at ({i},{j})"
-                );
-            }
-        }
+        check_corner(&want, n, &corner, rn, &format!("gemm {m}x{k}x{n}"));
     }
 }
 
@@ -98,16 +96,8 @@ fn bench(c: &mut Criterion) {
             let mut corner = vec![0.0; m.min(96) * n.min(96)];
             gemm_reference(m.min(96), k, n.min(96), am, bm, 0.0, &mut corner);
             gemm_packed_with(kernel, m, &a, k, 1, &pb, 0.0, &mut out, n);
-            for i in 0..m.min(96) {
-                for j in 0..n.min(96) {
-                    let (x, y) = (out[i * n + j], corner[i * n.min(96) + j]);
-                    assert!(
-                        (x - y).abs() <= 1e-3 * y.abs().max(1.0),
-                        "v4 {} {m}x{k}x{n} at ({i},{j})",
-                        kernel.name()
-                    );
-                }
-            }
+            let what = format!("v4 {} {m}x{k}x{n}", kernel.name());
+            check_corner(&out, n, &corner, n.min(96), &what);
             let id = format!("4_packed_{}_1thread", kernel.name());
             g.bench_with_input(BenchmarkId::new(id, &size), &(), |bch, _| {
                 bch.iter(|| gemm_packed_with(kernel, m, &a, k, 1, &pb, 0.0, black_box(&mut out), n))
@@ -155,12 +145,7 @@ fn bench_gpu(c: &mut Criterion) {
             // Validate against the CPU (this first call also compiles the pipeline).
             run();
             let got = ctx.read(&gc).unwrap();
-            for (i, (&x, &y)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    (x - y).abs() <= 1e-3 * y.abs().max(1.0),
-                    "gpu {v:?} {size} mismatch at element {i}: {x} vs {y}"
-                );
-            }
+            assert_close(&got, &want, &format!("gpu {v:?} {size}"));
             let start = Instant::now();
             run();
             ctx.wait().unwrap();
