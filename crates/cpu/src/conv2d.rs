@@ -26,7 +26,8 @@
 //!    - weight gradient: `dw = colsᵀ · dy`, summed over chunks: each task accumulates into its
 //!      own partial `dw`, and the partials are added at the end (no locks, deterministic).
 
-use std::cell::RefCell;
+use std::cell::Cell;
+use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
@@ -219,16 +220,45 @@ pub fn conv2d_backward_weight_reference(d: &Conv2dDims, x: &[f32], dy: &[f32], d
 // ---------------------------------------------------------------------------------------------
 // Version 2: im2col + GEMM, parallel over chunks of images.
 
+// Scratch space. Each thread keeps the buffers of its last call in thread-locals, so a
+// training loop allocates nothing here after its first step. A call TAKES a buffer out of its
+// slot for as long as it needs it ([`with_taken`]) instead of borrowing it: while a thread
+// waits inside a parallel loop, rayon may hand it another task (work stealing), and that task
+// may be another conv2d on the same thread; it then finds the slot empty and allocates its
+// own buffer, where a `RefCell` borrow held across the loop would panic.
 thread_local! {
-    /// Each rayon worker's im2col buffer; grows to the largest chunk once, then is reused, so
-    /// a training loop allocates nothing here after its first step.
-    static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// The calling thread's per-task partial weight gradients.
-    static PARTIALS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// The calling thread's packed kernel matrix, shared read-only by all tasks of one call.
-    static PACKED: RefCell<PackedB> = RefCell::new(PackedB::default());
-    /// Each worker's packed chunk of `dy`, for the weight gradient.
-    static PACKED_DY: RefCell<PackedB> = RefCell::new(PackedB::default());
+    /// A task's im2col (or `dcols`) matrix.
+    static COLS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// The per-range partial weight gradients of one weight-gradient call.
+    static PARTIALS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// The packed kernel matrix of one call, shared read-only by all its tasks.
+    static PACKED: Cell<PackedB> = Cell::new(PackedB::default());
+    /// A task's packed chunk of `dy`, for the weight gradient.
+    static PACKED_DY: Cell<PackedB> = Cell::new(PackedB::default());
+}
+
+/// Runs `f` on this thread's cached value from `slot`, taken out for the call (a fresh default
+/// if a call further up this thread's stack holds it), then puts it back for the next call.
+/// Nothing stays borrowed while `f` runs, so `f` may run parallel loops that re-enter conv2d.
+fn with_taken<T: Default, R>(slot: &'static LocalKey<Cell<T>>, f: impl FnOnce(&mut T) -> R) -> R {
+    let mut value = slot.take();
+    let result = f(&mut value);
+    slot.set(value);
+    result
+}
+
+/// Runs `f` with a scratch slice of `len` floats from `slot` (contents unspecified).
+fn with_scratch<R>(
+    slot: &'static LocalKey<Cell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    with_taken(slot, |buf| {
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        f(&mut buf[..len])
+    })
 }
 
 /// The B operand of the per-chunk GEMMs: packed once per call for GEMM version 4 when a
@@ -261,29 +291,13 @@ fn with_kernel_matrix<R>(
     f: impl FnOnce(KernelMatrix) -> R,
 ) -> R {
     if gemm_packed::available() {
-        PACKED.with(|cell| {
-            let mut pb = cell.borrow_mut();
+        with_taken(&PACKED, |pb| {
             pb.pack(b, k, n, rs, cs);
-            f(KernelMatrix::Packed(&pb))
+            f(KernelMatrix::Packed(pb))
         })
     } else {
         f(KernelMatrix::Plain(Mat { data: b, rs, cs }))
     }
-}
-
-/// Runs `f` with a scratch slice of `len` floats from `cell` (contents unspecified).
-fn with_scratch<R>(
-    cell: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
-    len: usize,
-    f: impl FnOnce(&mut [f32]) -> R,
-) -> R {
-    cell.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < len {
-            buf.resize(len, 0.0);
-        }
-        f(&mut buf[..len])
-    })
 }
 
 /// Images per task: enough rows (about 256 output pixels) for the GEMM to amortise packing the
@@ -485,10 +499,9 @@ pub fn conv2d_backward_weight(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f
                         if use_packed {
                             // Version 4: dy's chunk is B (packed, 1/k of the multiply's cost)
                             // and colsᵀ is A, read 14 contiguous floats per step.
-                            PACKED_DY.with(|cell| {
-                                let mut pb = cell.borrow_mut();
+                            with_taken(&PACKED_DY, |pb| {
                                 pb.pack(dyc, rows, co, co, 1);
-                                gemm_packed::gemm_packed(k, cols, 1, k, &pb, 1.0, part, co);
+                                gemm_packed::gemm_packed(k, cols, 1, k, pb, 1.0, part, co);
                             });
                         } else {
                             let colst = Mat::row_major(cols, k).t();
@@ -550,51 +563,169 @@ mod tests {
         v
     }
 
+    /// The fast forward (with and without bias, with and without the fused ReLU) against the
+    /// reference on `d`, inputs drawn from `seed`.
+    fn check_forward(d: &Conv2dDims, seed: u64) {
+        let x = random_vec(d.input_len(), 10 + seed);
+        let w = random_vec(d.weight_len(), 20 + seed);
+        let bias = random_vec(d.c_out, 30 + seed);
+        for b in [None, Some(bias.as_slice())] {
+            let mut want = vec![f32::NAN; d.output_len()];
+            conv2d_forward_reference(d, &x, &w, b, &mut want);
+            let mut got = vec![f32::NAN; d.output_len()];
+            conv2d_forward(d, &x, &w, b, false, &mut got);
+            let what = format!("forward {d:?} bias={}", b.is_some());
+            assert_close(&got, &want, 1e-5, &what);
+            // The fused ReLU equals ReLU applied to the reference output.
+            want.iter_mut().for_each(|v| *v = v.max(0.0));
+            conv2d_forward(d, &x, &w, b, true, &mut got);
+            assert_close(&got, &want, 1e-5, &format!("{what} + relu"));
+        }
+    }
+
+    fn check_backward_input(d: &Conv2dDims, seed: u64) {
+        let dy = random_vec(d.output_len(), 40 + seed);
+        let w = random_vec(d.weight_len(), 50 + seed);
+        let mut want = vec![f32::NAN; d.input_len()];
+        conv2d_backward_input_reference(d, &dy, &w, &mut want);
+        let mut got = vec![f32::NAN; d.input_len()];
+        conv2d_backward_input(d, &dy, &w, &mut got);
+        assert_close(&got, &want, 1e-5, &format!("backward input {d:?}"));
+    }
+
+    fn check_backward_weight(d: &Conv2dDims, seed: u64) {
+        let x = random_vec(d.input_len(), 60 + seed);
+        let dy = random_vec(d.output_len(), 70 + seed);
+        let mut want = vec![f32::NAN; d.weight_len()];
+        conv2d_backward_weight_reference(d, &x, &dy, &mut want);
+        let mut got = vec![f32::NAN; d.weight_len()];
+        conv2d_backward_weight(d, &x, &dy, &mut got);
+        assert_close(&got, &want, 1e-4, &format!("backward weight {d:?}"));
+    }
+
     #[test]
     fn forward_matches_reference() {
         for (i, d) in shapes().iter().enumerate() {
-            let x = random_vec(d.input_len(), 10 + i as u64);
-            let w = random_vec(d.weight_len(), 20 + i as u64);
-            let bias = random_vec(d.c_out, 30 + i as u64);
-            for b in [None, Some(bias.as_slice())] {
-                let mut want = vec![f32::NAN; d.output_len()];
-                conv2d_forward_reference(d, &x, &w, b, &mut want);
-                let mut got = vec![f32::NAN; d.output_len()];
-                conv2d_forward(d, &x, &w, b, false, &mut got);
-                let what = format!("forward {d:?} bias={}", b.is_some());
-                assert_close(&got, &want, 1e-5, &what);
-                // The fused ReLU equals ReLU applied to the reference output.
-                want.iter_mut().for_each(|v| *v = v.max(0.0));
-                conv2d_forward(d, &x, &w, b, true, &mut got);
-                assert_close(&got, &want, 1e-5, &format!("{what} + relu"));
-            }
+            check_forward(d, i as u64);
         }
     }
 
     #[test]
     fn backward_input_matches_reference() {
         for (i, d) in shapes().iter().enumerate() {
-            let dy = random_vec(d.output_len(), 40 + i as u64);
-            let w = random_vec(d.weight_len(), 50 + i as u64);
-            let mut want = vec![f32::NAN; d.input_len()];
-            conv2d_backward_input_reference(d, &dy, &w, &mut want);
-            let mut got = vec![f32::NAN; d.input_len()];
-            conv2d_backward_input(d, &dy, &w, &mut got);
-            assert_close(&got, &want, 1e-5, &format!("backward input {d:?}"));
+            check_backward_input(d, i as u64);
         }
     }
 
     #[test]
     fn backward_weight_matches_reference() {
         for (i, d) in shapes().iter().enumerate() {
-            let x = random_vec(d.input_len(), 60 + i as u64);
-            let dy = random_vec(d.output_len(), 70 + i as u64);
-            let mut want = vec![f32::NAN; d.weight_len()];
-            conv2d_backward_weight_reference(d, &x, &dy, &mut want);
-            let mut got = vec![f32::NAN; d.weight_len()];
-            conv2d_backward_weight(d, &x, &dy, &mut got);
-            assert_close(&got, &want, 1e-4, &format!("backward weight {d:?}"));
+            check_backward_weight(d, i as u64);
         }
+    }
+
+    /// One shape's inputs and its reference outputs, for running the fast kernels repeatedly.
+    struct Case {
+        d: Conv2dDims,
+        x: Vec<f32>,
+        w: Vec<f32>,
+        bias: Vec<f32>,
+        dy: Vec<f32>,
+        y: Vec<f32>,
+        dx: Vec<f32>,
+        dw: Vec<f32>,
+    }
+
+    impl Case {
+        fn new(d: Conv2dDims, seed: u64) -> Case {
+            let x = random_vec(d.input_len(), 110 + seed);
+            let w = random_vec(d.weight_len(), 120 + seed);
+            let bias = random_vec(d.c_out, 130 + seed);
+            let dy = random_vec(d.output_len(), 140 + seed);
+            let mut y = vec![f32::NAN; d.output_len()];
+            conv2d_forward_reference(&d, &x, &w, Some(&bias), &mut y);
+            let mut dx = vec![f32::NAN; d.input_len()];
+            conv2d_backward_input_reference(&d, &dy, &w, &mut dx);
+            let mut dw = vec![f32::NAN; d.weight_len()];
+            conv2d_backward_weight_reference(&d, &x, &dy, &mut dw);
+            Case {
+                d,
+                x,
+                w,
+                bias,
+                dy,
+                y,
+                dx,
+                dw,
+            }
+        }
+
+        fn forward(&self) {
+            let mut y = vec![f32::NAN; self.d.output_len()];
+            conv2d_forward(&self.d, &self.x, &self.w, Some(&self.bias), false, &mut y);
+            assert_close(&y, &self.y, 1e-5, &format!("forward {:?}", self.d));
+        }
+
+        fn backward_input(&self) {
+            let mut dx = vec![f32::NAN; self.d.input_len()];
+            conv2d_backward_input(&self.d, &self.dy, &self.w, &mut dx);
+            assert_close(&dx, &self.dx, 1e-5, &format!("backward input {:?}", self.d));
+        }
+
+        fn backward_weight(&self) {
+            let mut dw = vec![f32::NAN; self.d.weight_len()];
+            conv2d_backward_weight(&self.d, &self.x, &self.dy, &mut dw);
+            assert_close(
+                &dw,
+                &self.dw,
+                1e-4,
+                &format!("backward weight {:?}", self.d),
+            );
+        }
+    }
+
+    /// The fast kernels called from inside rayon tasks, many at once and nested, as a caller
+    /// that runs several layers or models in parallel would. A thread that waits inside one
+    /// conv2d's parallel loop can be handed another rayon task (work stealing), which may be
+    /// another conv2d on the same thread: no scratch buffer may stay borrowed across a
+    /// parallel loop, or that second call panics. (With the scratch in `RefCell`s borrowed
+    /// across the loops, this failed within a few rounds.)
+    #[test]
+    fn fast_kernels_nest_inside_rayon_tasks() {
+        let mut dims = shapes();
+        // Batches large enough that every pass splits into several parallel tasks, and kernels
+        // wide enough (k = 3*3*16 >= 64) for the weight gradient's packed path.
+        for (n, c_in, c_out, stride) in [(16, 16, 24, 1), (12, 8, 40, 2), (24, 16, 16, 1)] {
+            dims.push(Conv2dDims::new(n, 8, 8, c_in, 3, 3, c_out, stride, Padding::Same).unwrap());
+        }
+        let cases: Vec<Case> = dims
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| Case::new(d, i as u64))
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for _round in 0..20 {
+                // Every shape's three passes at once, each pass itself parallel.
+                rayon::scope(|s| {
+                    for case in &cases {
+                        s.spawn(move |_| case.forward());
+                        s.spawn(move |_| case.backward_input());
+                        s.spawn(move |_| case.backward_weight());
+                    }
+                });
+                // Nested two deep: a parallel loop over shapes whose tasks join two more.
+                cases.par_iter().for_each(|case| {
+                    rayon::join(
+                        || case.forward(),
+                        || rayon::join(|| case.backward_input(), || case.backward_weight()),
+                    );
+                });
+            }
+        });
     }
 
     /// The reference backward passes agree with central finite differences of the reference
