@@ -41,16 +41,15 @@ fn batchnorm_train_infer_and_backward_match_the_cpu() {
         let what = format!("{sh:?}");
 
         let (mut y, mut mean, mut var) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-        cbn::batchnorm_forward_train(&x, c, &gamma, &beta, EPS, &mut y, &mut mean, &mut var);
+        let d = cbn::BatchNormDims { rows, c, eps: EPS };
+        cbn::batchnorm_forward_train(&d, &x, &gamma, &beta, &mut y, &mut mean, &mut var);
         let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-        cbn::batchnorm_backward(
-            &x, &dy, c, &gamma, &mean, &var, EPS, &mut dx, &mut dg, &mut db,
-        );
+        cbn::batchnorm_backward(&d, &x, &dy, &gamma, &mean, &var, &mut dx, &mut dg, &mut db);
         // Inference with made-up moving statistics (not the batch ones).
         let mm: Vec<f32> = mean.iter().map(|m| m + 0.25).collect();
         let mv: Vec<f32> = var.iter().map(|v| v * 1.5 + 0.1).collect();
         let mut yi = vec![0.0; x.len()];
-        cbn::batchnorm_forward_infer(&x, c, &gamma, &beta, &mm, &mv, EPS, &mut yi);
+        cbn::batchnorm_forward_infer(&d, &x, &gamma, &beta, &mm, &mv, &mut yi);
 
         let up = |v: &[f32]| ctx.upload(v).unwrap();
         let (gx, ggamma, gbeta, gdy, gmm, gmv) =
@@ -105,7 +104,7 @@ fn moving_averages_match_the_cpu_and_skip_a_non_finite_guard() {
     let (moving, batch) = (bn_input(1, 17, 70), data(17, 71));
     let momentum = 0.99;
     let mut want = moving.clone();
-    cbn::update_moving_average(&mut want, &batch, momentum);
+    cbn::update_moving_average(momentum, &batch, &mut want);
     let gbatch = ctx.upload(&batch).unwrap();
 
     // No guard: the context's zero dummy.

@@ -15,7 +15,8 @@
 //!   batch variance for the moving variance, as Keras 3 does (no `R / (R - 1)` correction).
 //!
 //! Layout: `x`, `y`, `dy`, `dx` are `rows x c`, row-major, contiguous; every per-channel vector
-//! (`gamma`, `beta`, `mean`, `var`, ...) has length `c`. An NHWC `[n, h, w, c]` activation is
+//! (`gamma`, `beta`, `mean`, `var`, ...) has length `c`. Every kernel takes these sizes and
+//! `eps` as a [`BatchNormDims`] first, then its inputs, then its outputs. An NHWC `[n, h, w, c]` activation is
 //! such a matrix with `rows = n * h * w` (channels last, so the channel is the column); a dense
 //! `[n, c]` activation is one with `rows = n`. With no rows the batch statistics are defined
 //! as 0 (and the gradients of `gamma`, `beta` as 0).
@@ -40,34 +41,71 @@ pub const BLOCK_ROWS: usize = 256;
 /// About how many elements one parallel task of an element-wise pass touches.
 const CHUNK: usize = 1 << 14;
 
-fn check_rows(what: &str, x: &[f32], c: usize) -> usize {
-    assert!(c > 0, "{what}: c is 0");
-    assert_eq!(x.len() % c, 0, "{what}: length is not a multiple of c");
-    x.len() / c
+/// The shape of one batch normalisation and its epsilon: activations are a `rows x c` matrix
+/// (channels last), every per-channel vector has length `c`, and `eps` is added to the
+/// variance under the square root. Build it as a literal, or with [`BatchNormDims::from_len`]
+/// from a flat activation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormDims {
+    /// `n * h * w` for an NHWC activation, `n` for a dense `[n, c]` one; may be 0.
+    pub rows: usize,
+    /// Channels: the last axis.
+    pub c: usize,
+    pub eps: f32,
 }
 
-fn check_channels(what: &str, c: usize, vs: &[&[f32]]) {
-    for v in vs {
-        assert_eq!(v.len(), c, "{what}: a per-channel vector's length != c");
+impl BatchNormDims {
+    /// The dims of a flat activation of `len` elements with `c` channels per row.
+    /// Panics if `c` is 0 or does not divide `len`.
+    pub fn from_len(len: usize, c: usize, eps: f32) -> Self {
+        assert!(c > 0, "batchnorm: c is 0");
+        assert_eq!(len % c, 0, "batchnorm: length is not a multiple of c");
+        BatchNormDims {
+            rows: len / c,
+            c,
+            eps,
+        }
+    }
+
+    /// `rows * c`: the length of `x`, `y`, `dy` and `dx`.
+    pub fn input_len(&self) -> usize {
+        self.rows * self.c
+    }
+
+    /// Panics unless `c > 0`, every activation slice holds `rows * c` values and every
+    /// per-channel slice `c`.
+    fn check(&self, what: &str, activations: &[&[f32]], per_channel: &[&[f32]]) {
+        assert!(self.c > 0, "{what}: c is 0");
+        for v in activations {
+            assert_eq!(
+                v.len(),
+                self.input_len(),
+                "{what}: an activation's length != rows * c"
+            );
+        }
+        for v in per_channel {
+            assert_eq!(
+                v.len(),
+                self.c,
+                "{what}: a per-channel vector's length != c"
+            );
+        }
     }
 }
 
 /// Reference training forward: batch mean and biased variance (in `f64`, written to `mean`
 /// and `var`), then `y = gamma * (x - mean) / sqrt(var + eps) + beta`.
-#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_train_reference(
+    d: &BatchNormDims,
     x: &[f32],
-    c: usize,
     gamma: &[f32],
     beta: &[f32],
-    eps: f32,
     y: &mut [f32],
     mean: &mut [f32],
     var: &mut [f32],
 ) {
-    let rows = check_rows("batchnorm", x, c);
-    check_channels("batchnorm", c, &[gamma, beta, mean, var]);
-    assert_eq!(y.len(), x.len(), "batchnorm: y.len() != x.len()");
+    d.check("batchnorm", &[x, y], &[gamma, beta, mean, var]);
+    let (rows, c) = (d.rows, d.c);
     for j in 0..c {
         let mut sum = 0.0f64;
         for r in 0..rows {
@@ -76,8 +114,8 @@ pub fn batchnorm_forward_train_reference(
         let m = if rows > 0 { sum / rows as f64 } else { 0.0 };
         let mut sq = 0.0f64;
         for r in 0..rows {
-            let d = x[r * c + j] as f64 - m;
-            sq += d * d;
+            let dev = x[r * c + j] as f64 - m;
+            sq += dev * dev;
         }
         mean[j] = m as f32;
         var[j] = if rows > 0 {
@@ -89,7 +127,7 @@ pub fn batchnorm_forward_train_reference(
     for r in 0..rows {
         for j in 0..c {
             let i = r * c + j;
-            y[i] = gamma[j] * (x[i] - mean[j]) / (var[j] + eps).sqrt() + beta[j];
+            y[i] = gamma[j] * (x[i] - mean[j]) / (var[j] + d.eps).sqrt() + beta[j];
         }
     }
 }
@@ -148,20 +186,17 @@ fn scales(gamma: &[f32], var: &[f32], eps: f32) -> Vec<f32> {
 }
 
 /// Fast training forward; agrees with [`batchnorm_forward_train_reference`] to rounding.
-#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_train(
+    d: &BatchNormDims,
     x: &[f32],
-    c: usize,
     gamma: &[f32],
     beta: &[f32],
-    eps: f32,
     y: &mut [f32],
     mean: &mut [f32],
     var: &mut [f32],
 ) {
-    let rows = check_rows("batchnorm", x, c);
-    check_channels("batchnorm", c, &[gamma, beta, mean, var]);
-    assert_eq!(y.len(), x.len(), "batchnorm: y.len() != x.len()");
+    d.check("batchnorm", &[x, y], &[gamma, beta, mean, var]);
+    let (rows, c) = (d.rows, d.c);
     if rows == 0 {
         mean.fill(0.0);
         var.fill(0.0);
@@ -173,80 +208,81 @@ pub fn batchnorm_forward_train(
         .map(|s| s * inv_rows)
         .collect();
     let sq = column_sums(x, c, |v, j| {
-        let d = v as f64 - m64[j];
-        d * d
+        let dev = v as f64 - m64[j];
+        dev * dev
     });
     for j in 0..c {
         mean[j] = m64[j] as f32;
         var[j] = (sq[j] * inv_rows) as f32;
     }
-    affine(x, c, mean, &scales(gamma, var, eps), beta, y);
+    affine(x, c, mean, &scales(gamma, var, d.eps), beta, y);
 }
 
 /// Reference inference forward: `y = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta`.
-#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_infer_reference(
+    d: &BatchNormDims,
     x: &[f32],
-    c: usize,
     gamma: &[f32],
     beta: &[f32],
     moving_mean: &[f32],
     moving_var: &[f32],
-    eps: f32,
     y: &mut [f32],
 ) {
-    let rows = check_rows("batchnorm", x, c);
-    check_channels("batchnorm", c, &[gamma, beta, moving_mean, moving_var]);
-    assert_eq!(y.len(), x.len(), "batchnorm: y.len() != x.len()");
-    for r in 0..rows {
+    d.check(
+        "batchnorm",
+        &[x, y],
+        &[gamma, beta, moving_mean, moving_var],
+    );
+    let c = d.c;
+    for r in 0..d.rows {
         for j in 0..c {
             let i = r * c + j;
-            y[i] = gamma[j] * (x[i] - moving_mean[j]) / (moving_var[j] + eps).sqrt() + beta[j];
+            y[i] = gamma[j] * (x[i] - moving_mean[j]) / (moving_var[j] + d.eps).sqrt() + beta[j];
         }
     }
 }
 
 /// Fast inference forward; agrees with [`batchnorm_forward_infer_reference`] to rounding, and
 /// with [`batchnorm_forward_train`] bit for bit when the moving statistics equal the batch ones.
-#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_infer(
+    d: &BatchNormDims,
     x: &[f32],
-    c: usize,
     gamma: &[f32],
     beta: &[f32],
     moving_mean: &[f32],
     moving_var: &[f32],
-    eps: f32,
     y: &mut [f32],
 ) {
-    check_rows("batchnorm", x, c);
-    check_channels("batchnorm", c, &[gamma, beta, moving_mean, moving_var]);
-    assert_eq!(y.len(), x.len(), "batchnorm: y.len() != x.len()");
-    affine(x, c, moving_mean, &scales(gamma, moving_var, eps), beta, y);
+    d.check(
+        "batchnorm",
+        &[x, y],
+        &[gamma, beta, moving_mean, moving_var],
+    );
+    let scale = scales(gamma, moving_var, d.eps);
+    affine(x, d.c, moving_mean, &scale, beta, y);
 }
 
 /// Reference backward of the training forward (computed in `f64`): overwrites `dx`, `dgamma`
 /// and `dbeta`. `mean` and `var` are the batch statistics the forward wrote.
+// Eight flat slices (x, dy, gamma, mean, var in; dx, dgamma, dbeta out) read best as such.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward_reference(
+    d: &BatchNormDims,
     x: &[f32],
     dy: &[f32],
-    c: usize,
     gamma: &[f32],
     mean: &[f32],
     var: &[f32],
-    eps: f32,
     dx: &mut [f32],
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
-    let rows = check_rows("batchnorm backward", x, c);
-    check_channels("batchnorm backward", c, &[gamma, mean, var, dgamma, dbeta]);
-    assert_eq!(dy.len(), x.len(), "batchnorm backward: dy.len() != x.len()");
-    assert_eq!(dx.len(), x.len(), "batchnorm backward: dx.len() != x.len()");
+    let what = "batchnorm backward";
+    d.check(what, &[x, dy, dx], &[gamma, mean, var, dgamma, dbeta]);
+    let (rows, c) = (d.rows, d.c);
     let big_r = rows as f64;
     for j in 0..c {
-        let inv_std = 1.0 / (var[j] as f64 + eps as f64).sqrt();
+        let inv_std = 1.0 / (var[j] as f64 + d.eps as f64).sqrt();
         let xhat = |r: usize| (x[r * c + j] as f64 - mean[j] as f64) * inv_std;
         let mut db = 0.0f64;
         let mut dg = 0.0f64;
@@ -265,31 +301,52 @@ pub fn batchnorm_backward_reference(
 }
 
 /// Fast backward; agrees with [`batchnorm_backward_reference`] to rounding.
+// Eight flat slices (x, dy, gamma, mean, var in; dx, dgamma, dbeta out) read best as such.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
+    d: &BatchNormDims,
     x: &[f32],
     dy: &[f32],
-    c: usize,
     gamma: &[f32],
     mean: &[f32],
     var: &[f32],
-    eps: f32,
     dx: &mut [f32],
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
-    let rows = check_rows("batchnorm backward", x, c);
-    check_channels("batchnorm backward", c, &[gamma, mean, var, dgamma, dbeta]);
-    assert_eq!(dy.len(), x.len(), "batchnorm backward: dy.len() != x.len()");
-    assert_eq!(dx.len(), x.len(), "batchnorm backward: dx.len() != x.len()");
+    let what = "batchnorm backward";
+    d.check(what, &[x, dy, dx], &[gamma, mean, var, dgamma, dbeta]);
+    let (rows, c) = (d.rows, d.c);
     if rows == 0 {
         dgamma.fill(0.0);
         dbeta.fill(0.0);
         return;
     }
-    // One reduction pass: per block, `sum dy` in the first `c` slots and
-    // `sum dy * (x - mean)` in the next `c` (multiplied by `inv_std` once at the end).
-    let blocks = rows.div_ceil(BLOCK_ROWS);
+    let (db, dy_dev) = dy_column_sums(c, x, dy, mean);
+    let inv_rows = 1.0 / rows as f64;
+    let mut f = DxFactors {
+        a: vec![0.0; c],
+        mdb: vec![0.0; c],
+        k: vec![0.0; c],
+    };
+    for j in 0..c {
+        let inv_std = 1.0 / (var[j] as f64 + d.eps as f64).sqrt();
+        let dg = dy_dev[j] * inv_std;
+        f.a[j] = (gamma[j] as f64 * inv_std) as f32;
+        f.mdb[j] = (db[j] * inv_rows) as f32;
+        f.k[j] = (inv_std * dg * inv_rows) as f32;
+        dgamma[j] = dg as f32;
+        dbeta[j] = db[j] as f32;
+    }
+    backward_dx(c, x, dy, mean, &f, dx);
+}
+
+/// The backward's one reduction pass: per channel `sum dy` (= dbeta) and
+/// `sum dy * (x - mean)` (= dgamma / inv_std), each block of [`BLOCK_ROWS`] rows into its own
+/// `f64` partial sums in parallel, then the partials added in block order.
+fn dy_column_sums(c: usize, x: &[f32], dy: &[f32], mean: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    // Per block: `sum dy` in the first `c` slots, `sum dy * (x - mean)` in the next `c`.
+    let blocks = (x.len() / c).div_ceil(BLOCK_ROWS);
     let mut partial = vec![0.0f64; blocks * 2 * c];
     partial
         .par_chunks_mut(2 * c)
@@ -318,20 +375,24 @@ pub fn batchnorm_backward(
             dg[j] += p[c + j];
         }
     }
-    // dx = gamma * inv_std * (dy - dbeta/R - xhat * dgamma/R), xhat = (x - mean) * inv_std.
-    let inv_rows = 1.0 / rows as f64;
-    let mut a = vec![0.0f32; c]; // gamma * inv_std
-    let mut mdb = vec![0.0f32; c]; // dbeta / R
-    let mut k = vec![0.0f32; c]; // inv_std * dgamma / R: xhat * dgamma/R = (x - mean) * k
-    for j in 0..c {
-        let inv_std = 1.0 / (var[j] as f64 + eps as f64).sqrt();
-        dg[j] *= inv_std;
-        a[j] = (gamma[j] as f64 * inv_std) as f32;
-        mdb[j] = (db[j] * inv_rows) as f32;
-        k[j] = (inv_std * dg[j] * inv_rows) as f32;
-        dgamma[j] = dg[j] as f32;
-        dbeta[j] = db[j] as f32;
-    }
+    (db, dg)
+}
+
+/// The backward's `dx = gamma * inv_std * (dy - dbeta/R - xhat * dgamma/R)` with
+/// `xhat = (x - mean) * inv_std`, as `dx = a * (dy - mdb - (x - mean) * k)` with these
+/// per-channel factors, so each element costs two subtractions and two multiplications.
+struct DxFactors {
+    /// `gamma * inv_std`.
+    a: Vec<f32>,
+    /// `dbeta / R`.
+    mdb: Vec<f32>,
+    /// `inv_std * dgamma / R`.
+    k: Vec<f32>,
+}
+
+/// `dx` from `x`, `dy` and the [`DxFactors`], in parallel over blocks of rows.
+fn backward_dx(c: usize, x: &[f32], dy: &[f32], mean: &[f32], f: &DxFactors, dx: &mut [f32]) {
+    let (a, mdb, k) = (&f.a, &f.mdb, &f.k);
     let rows_per_task = (CHUNK / c).max(1);
     dx.par_chunks_mut(rows_per_task * c)
         .zip(x.par_chunks(rows_per_task * c))
@@ -351,7 +412,7 @@ pub fn batchnorm_backward(
 
 /// `moving = momentum * moving + (1 - momentum) * batch`, element-wise (Keras; pass the biased
 /// batch variance for the moving variance, as Keras 3 does).
-pub fn update_moving_average(moving: &mut [f32], batch: &[f32], momentum: f32) {
+pub fn update_moving_average(momentum: f32, batch: &[f32], moving: &mut [f32]) {
     assert_eq!(
         moving.len(),
         batch.len(),
@@ -396,7 +457,8 @@ mod tests {
         } else {
             batchnorm_forward_train_reference
         };
-        f(x, c, gamma, beta, EPS, &mut t.y, &mut t.mean, &mut t.var);
+        let d = BatchNormDims::from_len(x.len(), c, EPS);
+        f(&d, x, gamma, beta, &mut t.y, &mut t.mean, &mut t.var);
         t
     }
 
@@ -418,9 +480,8 @@ mod tests {
         } else {
             batchnorm_backward_reference
         };
-        f(
-            x, dy, c, gamma, &t.mean, &t.var, EPS, &mut dx, &mut dg, &mut db,
-        );
+        let d = BatchNormDims::from_len(x.len(), c, EPS);
+        f(&d, x, dy, gamma, &t.mean, &t.var, &mut dx, &mut dg, &mut db);
         (dx, dg, db)
     }
 
@@ -444,8 +505,9 @@ mod tests {
                 let mut yi = vec![f32::NAN; x.len()];
                 let (mm, mv) = (random_vec(c, 400 + s), random_vec(c, 500 + s));
                 let mv: Vec<f32> = mv.iter().map(|v| v.abs() + 0.1).collect();
-                batchnorm_forward_infer_reference(&x, c, &gamma, &beta, &mm, &mv, EPS, &mut yi_ref);
-                batchnorm_forward_infer(&x, c, &gamma, &beta, &mm, &mv, EPS, &mut yi);
+                let d = BatchNormDims { rows, c, eps: EPS };
+                batchnorm_forward_infer_reference(&d, &x, &gamma, &beta, &mm, &mv, &mut yi_ref);
+                batchnorm_forward_infer(&d, &x, &gamma, &beta, &mm, &mv, &mut yi);
                 assert_close(&yi, &yi_ref, 1e-5, &format!("infer {what}"));
 
                 let dy = random_vec(x.len(), 600 + s);
@@ -510,12 +572,11 @@ mod tests {
         for fast in [false, true] {
             let t = train(&x, c, &gamma, &beta, fast);
             let mut y = vec![f32::NAN; x.len()];
+            let d = BatchNormDims { rows, c, eps: EPS };
             if fast {
-                batchnorm_forward_infer(&x, c, &gamma, &beta, &t.mean, &t.var, EPS, &mut y);
+                batchnorm_forward_infer(&d, &x, &gamma, &beta, &t.mean, &t.var, &mut y);
             } else {
-                batchnorm_forward_infer_reference(
-                    &x, c, &gamma, &beta, &t.mean, &t.var, EPS, &mut y,
-                );
+                batchnorm_forward_infer_reference(&d, &x, &gamma, &beta, &t.mean, &t.var, &mut y);
             }
             assert_eq!(y, t.y, "fast {fast}");
         }
@@ -524,13 +585,13 @@ mod tests {
     #[test]
     fn moving_average_update() {
         let mut moving = [1.0f32, -2.0, 0.0];
-        update_moving_average(&mut moving, &[3.0, 2.0, 10.0], 0.9);
+        update_moving_average(0.9, &[3.0, 2.0, 10.0], &mut moving);
         let want = [0.9f32 * 1.0 + 0.1 * 3.0, 0.9 * -2.0 + 0.1 * 2.0, 0.1 * 10.0];
         assert_close(&moving, &want, 1e-6, "moving");
         assert_close(&moving, &[1.2, -1.6, 1.0], 1e-6, "moving by hand");
         // Keras default momentum 0.99: barely moves.
         let mut m = [0.0f32];
-        update_moving_average(&mut m, &[1.0], 0.99);
+        update_moving_average(0.99, &[1.0], &mut m);
         assert!((m[0] - 0.01).abs() < 1e-7);
     }
 
@@ -590,29 +651,17 @@ mod tests {
 
     #[test]
     fn empty_batch_gives_zero_statistics() {
+        let d = BatchNormDims {
+            rows: 0,
+            c: 2,
+            eps: EPS,
+        };
+        let (gamma, beta) = ([1.0f32; 2], [0.0f32; 2]);
         let (mut mean, mut var) = ([7.0f32; 2], [7.0f32; 2]);
-        batchnorm_forward_train(
-            &[],
-            2,
-            &[1.0; 2],
-            &[0.0; 2],
-            EPS,
-            &mut [],
-            &mut mean,
-            &mut var,
-        );
+        batchnorm_forward_train(&d, &[], &gamma, &beta, &mut [], &mut mean, &mut var);
         assert_eq!((mean, var), ([0.0; 2], [0.0; 2]));
         let (mut m2, mut v2) = ([7.0f32; 2], [7.0f32; 2]);
-        batchnorm_forward_train_reference(
-            &[],
-            2,
-            &[1.0; 2],
-            &[0.0; 2],
-            EPS,
-            &mut [],
-            &mut m2,
-            &mut v2,
-        );
+        batchnorm_forward_train_reference(&d, &[], &gamma, &beta, &mut [], &mut m2, &mut v2);
         assert_eq!((m2, v2), ([0.0; 2], [0.0; 2]));
     }
 }

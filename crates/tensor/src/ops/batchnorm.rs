@@ -1,6 +1,8 @@
 //! batchnorm: per-channel normalisation over every dimension but the last (Keras'
 //! BatchNormalization on NHWC or `[n, features]`), training and inference forms.
 
+use cpu::batchnorm::BatchNormDims;
+
 use crate::{Device, Result, Tensor, TensorError};
 
 fn check(op: &'static str, x: &Tensor, params: &[&Tensor]) -> Result<usize> {
@@ -46,11 +48,10 @@ pub fn batchnorm_train(
             var.gpu_buf(),
         )?,
         Device::Cpu => cpu::batchnorm::batchnorm_forward_train(
+            &BatchNormDims::from_len(x.numel(), c, eps),
             x.as_slice(),
-            c,
             gamma.as_slice(),
             beta.as_slice(),
-            eps,
             y.data_mut(),
             mean.data_mut(),
             var.data_mut(),
@@ -85,13 +86,12 @@ pub fn batchnorm_infer(
             y.gpu_buf(),
         )?,
         Device::Cpu => cpu::batchnorm::batchnorm_forward_infer(
+            &BatchNormDims::from_len(x.numel(), c, eps),
             x.as_slice(),
-            c,
             gamma.as_slice(),
             beta.as_slice(),
             moving_mean.as_slice(),
             moving_var.as_slice(),
-            eps,
             y.data_mut(),
         ),
     }
@@ -128,13 +128,12 @@ pub fn batchnorm_backward(
             db.gpu_buf(),
         )?,
         Device::Cpu => cpu::batchnorm::batchnorm_backward(
+            &BatchNormDims::from_len(x.numel(), c, eps),
             x.as_slice(),
             dy.as_slice(),
-            c,
             gamma.as_slice(),
             mean.as_slice(),
             var.as_slice(),
-            eps,
             dx.data_mut(),
             dg.data_mut(),
             db.data_mut(),
@@ -159,7 +158,7 @@ pub fn update_moving_average(
     match dev {
         Device::Cpu => {
             if crate::ops::guard_allows(guard)? {
-                cpu::batchnorm::update_moving_average(moving.data_mut(), batch.as_slice(), momentum)
+                cpu::batchnorm::update_moving_average(momentum, batch.as_slice(), moving.data_mut())
             }
         }
         #[cfg(feature = "gpu")]
