@@ -95,12 +95,12 @@ fn bench(c: &mut Criterion) {
             pb.pack(&b, k, n, n, 1);
             let mut corner = vec![0.0; m.min(96) * n.min(96)];
             gemm_reference(m.min(96), k, n.min(96), am, bm, 0.0, &mut corner);
-            gemm_packed_with(kernel, m, &a, k, 1, &pb, 0.0, &mut out, n);
+            gemm_packed_with(kernel, m, am, &pb, 0.0, &mut out, n);
             let what = format!("v4 {} {m}x{k}x{n}", kernel.name());
             check_corner(&out, n, &corner, n.min(96), &what);
             let id = format!("4_packed_{}_1thread", kernel.name());
             g.bench_with_input(BenchmarkId::new(id, &size), &(), |bch, _| {
-                bch.iter(|| gemm_packed_with(kernel, m, &a, k, 1, &pb, 0.0, black_box(&mut out), n))
+                bch.iter(|| gemm_packed_with(kernel, m, am, &pb, 0.0, black_box(&mut out), n))
             });
         }
     }

@@ -54,6 +54,7 @@ pub struct Conv2dDims {
 
 impl Conv2dDims {
     /// `None` when the kernel does not fit the input (`Valid` with `k > h`) or a size is zero.
+    // The sizes in the order of the NHWC input and HWIO kernel shapes, as callers read them off.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         n: usize,
@@ -274,7 +275,9 @@ impl KernelMatrix<'_> {
     /// `c[rows x n] = a[rows x k] · B + beta · c` for contiguous row-major `a` and `c`.
     fn multiply(self, rows: usize, k: usize, n: usize, a: &[f32], beta: f32, c: &mut [f32]) {
         match self {
-            KernelMatrix::Packed(pb) => gemm_packed::gemm_packed(rows, a, k, 1, pb, beta, c, n),
+            KernelMatrix::Packed(pb) => {
+                gemm_packed::gemm_packed(rows, Mat::row_major(a, k), pb, beta, c, n)
+            }
             KernelMatrix::Plain(b) => gemm_serial(rows, k, n, Mat::row_major(a, k), b, beta, c),
         }
     }
@@ -501,7 +504,8 @@ pub fn conv2d_backward_weight(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f
                             // and colsᵀ is A, read 14 contiguous floats per step.
                             with_taken(&PACKED_DY, |pb| {
                                 pb.pack(dyc, rows, co, co, 1);
-                                gemm_packed::gemm_packed(k, cols, 1, k, pb, 1.0, part, co);
+                                let colst = Mat::row_major(cols, k).t();
+                                gemm_packed::gemm_packed(k, colst, pb, 1.0, part, co);
                             });
                         } else {
                             let colst = Mat::row_major(cols, k).t();

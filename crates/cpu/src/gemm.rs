@@ -53,7 +53,7 @@ impl<'a> Mat<'a> {
     }
 
     /// Panics unless every element of a `rows x cols` view lies inside the slice.
-    fn check(&self, rows: usize, cols: usize, name: &str) {
+    pub(crate) fn check(&self, rows: usize, cols: usize, name: &str) {
         if rows == 0 || cols == 0 {
             return;
         }
@@ -118,6 +118,7 @@ pub fn gemm_serial(m: usize, k: usize, n: usize, a: Mat, b: Mat, beta: f32, c: &
 /// # Safety
 /// `c` must be valid for reads and writes at `c + i * ldc + j` for all `i < m`, `j < n`, and
 /// no other thread may access those elements during the call.
+// The BLAS sgemm argument list (m, k, n, A, B, beta, C, ldc): the form GEMM is known by.
 #[allow(clippy::too_many_arguments)]
 unsafe fn sgemm_raw(
     m: usize,

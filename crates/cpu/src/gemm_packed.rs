@@ -1,7 +1,7 @@
 //! GEMM version 4: `C = A · B + beta · C` with B packed once and a register-tiled
 //! micro-kernel (AVX-512, or AVX2 + FMA), for the shapes convolution produces.
 //!
-//! Math and layout: as [`crate::gemm`]; A is a strided view (element `(i, p)` at
+//! Math and layout: as [`crate::gemm`]; A is a strided [`Mat`] view (element `(i, p)` at
 //! `a[i * rs + p * cs]`: row-major im2col rows have `cs = 1`, and a transposed im2col matrix,
 //! as the weight gradient uses, has `rs = 1`) and C is row-major with row stride `ldc`. B is
 //! given once as a [`PackedB`]: its `n` columns cut into panels of [`NR`] = 32, each panel
@@ -29,6 +29,8 @@
 //! otherwise callers use version 2.
 
 use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::gemm::Mat;
 
 /// A micro-kernel of version 4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,32 +154,20 @@ pub fn available() -> bool {
     active().is_some()
 }
 
-/// `C[m x n] = A[m x k] · B + beta · C` on one thread with the [`active`] kernel, A's element
-/// `(i, p)` at `a[i * a_rs + p * a_cs]`. `beta` must be 0 (overwrite, NaNs included) or 1
-/// (accumulate). Panics if no kernel is active or a slice is too short.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_packed(
-    m: usize,
-    a: &[f32],
-    a_rs: usize,
-    a_cs: usize,
-    b: &PackedB,
-    beta: f32,
-    c: &mut [f32],
-    ldc: usize,
-) {
+/// `C[m x n] = A[m x k] · B + beta · C` on one thread with the [`active`] kernel, for a
+/// strided view `a` of A (`k` and `n` come from `b`) and a row-major C with row stride `ldc`.
+/// `beta` must be 0 (overwrite, NaNs included) or 1 (accumulate). Panics if no kernel is
+/// active or a slice is too short.
+pub fn gemm_packed(m: usize, a: Mat, b: &PackedB, beta: f32, c: &mut [f32], ldc: usize) {
     let kernel = active().expect("gemm_packed needs AVX-512F or AVX2 + FMA; use gemm_serial");
-    gemm_packed_with(kernel, m, a, a_rs, a_cs, b, beta, c, ldc)
+    gemm_packed_with(kernel, m, a, b, beta, c, ldc)
 }
 
 /// [`gemm_packed`] with a given kernel. Panics if this CPU cannot run it.
-#[allow(clippy::too_many_arguments)]
 pub fn gemm_packed_with(
     kernel: Kernel,
     m: usize,
-    a: &[f32],
-    a_rs: usize,
-    a_cs: usize,
+    a: Mat,
     b: &PackedB,
     beta: f32,
     c: &mut [f32],
@@ -197,10 +187,7 @@ pub fn gemm_packed_with(
         return;
     }
     assert!(ldc >= n, "gemm_packed: leading dimension of C too small");
-    assert!(
-        k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs,
-        "gemm_packed: A too short"
-    );
+    a.check(m, k, "A");
     assert!(c.len() >= (m - 1) * ldc + n, "gemm_packed: C too short");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the kernel's instruction set is available (asserted above); the asserts above
@@ -208,8 +195,8 @@ pub fn gemm_packed_with(
     // ldc), and the packed panels hold k * NR floats each.
     unsafe {
         match kernel {
-            Kernel::Avx512 => avx512::gemm(m, k, n, a, (a_rs, a_cs), b, beta == 1.0, c, ldc),
-            Kernel::Avx2Fma => avx2::gemm(m, k, n, a, (a_rs, a_cs), b, beta == 1.0, c, ldc),
+            Kernel::Avx512 => avx512::gemm(m, a, b, beta == 1.0, c, ldc),
+            Kernel::Avx2Fma => avx2::gemm(m, a, b, beta == 1.0, c, ldc),
         }
     }
 }
@@ -217,6 +204,7 @@ pub fn gemm_packed_with(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{PackedB, NR};
+    use crate::gemm::Mat;
     use std::arch::x86_64::*;
 
     /// Rows per micro-kernel call.
@@ -235,22 +223,19 @@ mod avx2 {
         )
     }
 
+    /// `C = A · B (+ C when accumulate)` with 6 x 16 tiles: [`super::gemm_packed_with`]'s
+    /// work once it has checked its arguments.
+    ///
     /// # Safety
-    /// AVX2 and FMA must be available, and the slices must hold what `gemm_packed_with`
-    /// checks (A's elements `(i < m, p < k)`, `m` rows of C, `b`'s panels).
-    #[allow(clippy::too_many_arguments)]
+    /// - The CPU must support AVX2 and FMA (this function is compiled for them).
+    /// - `a` must hold every element `(i, p)` for `i < m`, `p < b.k` (`Mat::check`).
+    /// - `c` must hold `m` rows of `b.n` floats at row stride `ldc`, `ldc >= b.n`: at least
+    ///   `(m - 1) * ldc + b.n` floats when `m, b.n > 0`.
+    /// - `b` must be packed ([`PackedB::pack`]), so each panel holds `b.k * NR` floats.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f32],
-        (a_rs, a_cs): (usize, usize),
-        b: &PackedB,
-        accumulate: bool,
-        c: &mut [f32],
-        ldc: usize,
-    ) {
+    pub unsafe fn gemm(m: usize, a: Mat, b: &PackedB, accumulate: bool, c: &mut [f32], ldc: usize) {
+        let (k, n) = (b.k, b.n);
+        let (a_rs, a_cs) = (a.rs, a.cs);
         for panel in 0..n.div_ceil(NR) {
             let j0 = panel * NR;
             let width = NR.min(n - j0);
@@ -264,7 +249,7 @@ mod avx2 {
                 let mut i0 = 0;
                 while i0 < m {
                     let rows = MR.min(m - i0);
-                    let ap = a.as_ptr().add(i0 * a_rs);
+                    let ap = a.data.as_ptr().add(i0 * a_rs);
                     let cp = c.as_mut_ptr().add(i0 * ldc + j0 + jh);
                     macro_rules! call {
                         ($($r:literal)*) => {
@@ -282,6 +267,16 @@ mod avx2 {
     }
 
     /// One `R x 16` tile of C: `R` rows of A times half a packed panel (row stride `NR`).
+    ///
+    /// # Safety
+    /// - The CPU must support AVX2 and FMA.
+    /// - `a.add(r * a_rs + p * a_cs)` must be readable for `r < R`, `p < k`.
+    /// - `b` must be readable for `k` rows of 16 floats at stride [`NR`] (`b.add(p * NR)` to
+    ///   `b.add(p * NR + 15)` for `p < k`).
+    /// - `c.add(r * ldc + j)` must be readable and writable for `r < R` and every column `j`
+    ///   whose lane is set in `m0` (columns 0..8) or `m1` (columns 8..16), with no other
+    ///   reference to those floats alive. No alignment is required.
+    // A BLIS-style micro-kernel: raw pointers, strides and masks of one tile, inlined.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -322,6 +317,7 @@ mod avx2 {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{PackedB, MR, NR};
+    use crate::gemm::Mat;
     use std::arch::x86_64::*;
 
     /// Lane masks for the two vectors of a panel with `width` valid columns.
@@ -341,22 +337,19 @@ mod avx512 {
         (lo, hi)
     }
 
+    /// `C = A · B (+ C when accumulate)` with 14 x 32 tiles: [`super::gemm_packed_with`]'s
+    /// work once it has checked its arguments.
+    ///
     /// # Safety
-    /// AVX-512F must be available, and the slices must hold what `gemm_packed_with` checks
-    /// (A's elements `(i < m, p < k)`, `m` rows of C, `b`'s panels).
-    #[allow(clippy::too_many_arguments)]
+    /// - The CPU must support AVX-512F (this function is compiled for it).
+    /// - `a` must hold every element `(i, p)` for `i < m`, `p < b.k` (`Mat::check`).
+    /// - `c` must hold `m` rows of `b.n` floats at row stride `ldc`, `ldc >= b.n`: at least
+    ///   `(m - 1) * ldc + b.n` floats when `m, b.n > 0`.
+    /// - `b` must be packed ([`PackedB::pack`]), so each panel holds `b.k * NR` floats.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f32],
-        (a_rs, a_cs): (usize, usize),
-        b: &PackedB,
-        accumulate: bool,
-        c: &mut [f32],
-        ldc: usize,
-    ) {
+    pub unsafe fn gemm(m: usize, a: Mat, b: &PackedB, accumulate: bool, c: &mut [f32], ldc: usize) {
+        let (k, n) = (b.k, b.n);
+        let (a_rs, a_cs) = (a.rs, a.cs);
         for panel in 0..n.div_ceil(NR) {
             let j0 = panel * NR;
             let (mlo, mhi) = masks(NR.min(n - j0));
@@ -364,7 +357,7 @@ mod avx512 {
             let mut i0 = 0;
             while i0 < m {
                 let rows = MR.min(m - i0);
-                let ap = a.as_ptr().add(i0 * a_rs);
+                let ap = a.data.as_ptr().add(i0 * a_rs);
                 let cp = c.as_mut_ptr().add(i0 * ldc + j0);
                 macro_rules! call {
                     ($($r:literal)*) => {
@@ -381,6 +374,15 @@ mod avx512 {
     }
 
     /// One `R x 32` tile of C: `R` rows of A times one packed panel.
+    ///
+    /// # Safety
+    /// - The CPU must support AVX-512F.
+    /// - `a.add(r * a_rs + p * a_cs)` must be readable for `r < R`, `p < k`.
+    /// - `b` must be readable for `k * NR` floats (one packed panel, rows at stride [`NR`]).
+    /// - `c.add(r * ldc + j)` must be readable and writable for `r < R` and every column `j`
+    ///   whose lane is set in `mlo` (columns 0..16) or `mhi` (columns 16..32), with no other
+    ///   reference to those floats alive. No alignment is required.
+    // A BLIS-style micro-kernel: raw pointers, strides and masks of one tile, inlined.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -421,7 +423,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gemm::{gemm_reference, Mat};
+    use crate::gemm::gemm_reference;
     use crate::testutil::{assert_close, random_vec};
 
     /// The kernels this CPU runs; the others are named as skipped.
@@ -481,7 +483,7 @@ mod tests {
                 gemm_reference(m, k, n, am, Mat::row_major(&b, n), beta, &mut want);
                 pb.pack(&b, k, n, n, 1);
                 let mut c = c0.clone();
-                gemm_packed_with(kernel, m, &a, lda, 1, &pb, beta, &mut c, ldc);
+                gemm_packed_with(kernel, m, am, &pb, beta, &mut c, ldc);
                 let got: Vec<f32> = (0..m)
                     .flat_map(|i| c[i * ldc..i * ldc + n].to_vec())
                     .collect();
@@ -528,7 +530,8 @@ mod tests {
             );
             pb.pack(&b, k, n, n, 1);
             let mut got = vec![f32::NAN; m * n];
-            gemm_packed_with(kernel, m, &a, 1, m, &pb, 0.0, &mut got, n);
+            let at = Mat::row_major(&a, m).t();
+            gemm_packed_with(kernel, m, at, &pb, 0.0, &mut got, n);
             assert_close(
                 &got,
                 &want,
