@@ -37,11 +37,9 @@
 //! All fast versions do the same additions in the same order, and the same divisions, as the
 //! references, so the results are identical bit for bit.
 
-use crate::maxpool2d::window;
+use crate::maxpool2d::CHANNEL_BLOCK;
+use crate::padding::window;
 use rayon::prelude::*;
-
-/// Most channels handled together in the fast backward (the size of its stack array).
-pub const CHANNEL_BLOCK: usize = 64;
 
 /// The shape of a 2-D average pooling: the same struct as max pooling's (input
 /// `n x h x w x c`, window `k x k`, `stride`, padding before, output `n x out_h x out_w x c`),
@@ -69,8 +67,8 @@ pub fn avgpool2d_forward_reference(d: &AvgPool2dDims, x: &[f32], y: &mut [f32]) 
                     let mut count = 0usize;
                     for ky in 0..d.k {
                         for kx in 0..d.k {
-                            let iy = d.input_coord(oy, ky, d.pad_top, h);
-                            let ix = d.input_coord(ox, kx, d.pad_left, w);
+                            let iy = d.in_y(oy, ky);
+                            let ix = d.in_x(ox, kx);
                             if let (Some(iy), Some(ix)) = (iy, ix) {
                                 sum += x[((b * h + iy) * w + ix) * c + ch];
                                 count += 1;
@@ -134,8 +132,8 @@ pub fn avgpool2d_backward_reference(d: &AvgPool2dDims, dy: &[f32], dx: &mut [f32
                     let mut elems = Vec::new();
                     for ky in 0..d.k {
                         for kx in 0..d.k {
-                            let iy = d.input_coord(oy, ky, d.pad_top, h);
-                            let ix = d.input_coord(ox, kx, d.pad_left, w);
+                            let iy = d.in_y(oy, ky);
+                            let ix = d.in_x(ox, kx);
                             if let (Some(iy), Some(ix)) = (iy, ix) {
                                 elems.push(((b * h + iy) * w + ix) * c + ch);
                             }

@@ -33,6 +33,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{gemm, gemm_serial, Mat};
 use crate::gemm_packed::{self, PackedB};
+use crate::padding::{input_coord, window};
 use crate::Padding;
 
 /// Sizes of one convolution. Build with [`Conv2dDims::new`].
@@ -108,22 +109,20 @@ impl Conv2dDims {
     pub fn flops(&self) -> u64 {
         2 * (self.n * self.out_pixels()) as u64 * self.patch_len() as u64 * self.c_out as u64
     }
-    /// A 1x1, stride-1 convolution is a plain GEMM on the NHWC input.
-    fn is_pointwise(&self) -> bool {
+    /// A 1x1, stride-1 convolution without padding is a plain GEMM on the NHWC input (which
+    /// is already the `[pixels][c_in]` matrix): no im2col needed.
+    pub fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad_top == 0 && self.pad_left == 0
     }
     /// The input row `iy` read by output row `oy` at kernel row `ky`, if inside the image.
     #[inline]
     fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
-        (oy * self.stride + ky)
-            .checked_sub(self.pad_top)
-            .filter(|&iy| iy < self.h)
+        input_coord(oy, ky, self.stride, self.pad_top, self.h)
     }
+    /// The input column `ix` read by output column `ox` at kernel column `kx`, if inside.
     #[inline]
     fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
-        (ox * self.stride + kx)
-            .checked_sub(self.pad_left)
-            .filter(|&ix| ix < self.w)
+        input_coord(ox, kx, self.stride, self.pad_left, self.w)
     }
     fn check(&self, x: usize, w: usize, y: usize) {
         assert_eq!(x, self.input_len(), "conv2d: input length");
@@ -322,7 +321,8 @@ fn im2col(d: &Conv2dDims, x: &[f32], imgs: usize, cols: &mut [f32]) {
         for oy in 0..d.out_h {
             for ox in 0..d.out_w {
                 let row = rows.next().expect("cols sized for imgs * out_pixels rows");
-                let x0 = (ox * d.stride) as isize - d.pad_left as isize;
+                let in_xs = window(ox, d.stride, d.pad_left, d.kw, d.w);
+                let inside = in_xs.len() == d.kw; // no column of the window in the padding
                 for ky in 0..d.kh {
                     let dst = &mut row[ky * run..(ky + 1) * run];
                     let Some(iy) = d.in_y(oy, ky) else {
@@ -330,8 +330,8 @@ fn im2col(d: &Conv2dDims, x: &[f32], imgs: usize, cols: &mut [f32]) {
                         continue;
                     };
                     let line = &img[iy * d.w * d.c_in..(iy + 1) * d.w * d.c_in];
-                    if x0 >= 0 && x0 as usize + d.kw <= d.w {
-                        let s = x0 as usize * d.c_in;
+                    if inside {
+                        let s = in_xs.start * d.c_in;
                         dst.copy_from_slice(&line[s..s + run]);
                     } else {
                         for (kx, px) in dst.chunks_exact_mut(d.c_in).enumerate() {

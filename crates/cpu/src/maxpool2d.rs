@@ -40,11 +40,12 @@
 //! references (the backward's extra `+ 0.0`s change nothing: `dx` starts at `+0.0` and can
 //! never become `-0.0`), so the results are identical bit for bit.
 
+use crate::padding::{input_coord, window};
 use crate::Padding;
 use rayon::prelude::*;
-use std::ops::Range;
 
-/// Most channels handled together in the fast backward (the size of its stack array).
+/// Most channels handled together in the fast backward passes of max and average pooling
+/// (the size of their stack arrays).
 pub const CHANNEL_BLOCK: usize = 64;
 
 /// Shape of a max pooling: input `n x h x w x c`, window `k x k`, `stride`, padding before
@@ -110,27 +111,17 @@ impl Pool2dDims {
         );
     }
 
-    /// Input coordinate `o * stride + kk - pad` of window offset `kk` at output `o`, or `None`
-    /// if it falls in the padding (outside `0..size`).
-    pub(crate) fn input_coord(
-        &self,
-        o: usize,
-        kk: usize,
-        pad: usize,
-        size: usize,
-    ) -> Option<usize> {
-        let i = (o * self.stride + kk).checked_sub(pad)?;
-        (i < size).then_some(i)
+    /// The input row that kernel row `ky` of output row `oy` reads, if inside the image.
+    #[inline]
+    pub(crate) fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
+        input_coord(oy, ky, self.stride, self.pad_top, self.h)
     }
-}
 
-/// The input coordinates covered by the window of output `o` along one axis, clipped to
-/// `0..size`: `o*stride - pad .. o*stride - pad + k`, intersected with the image.
-pub(crate) fn window(o: usize, stride: usize, pad: usize, k: usize, size: usize) -> Range<usize> {
-    let start = o * stride; // window start, shifted right by `pad`
-    let lo = start.max(pad) - pad;
-    let hi = (start + k).min(size + pad).saturating_sub(pad);
-    lo..hi.max(lo)
+    /// The input column that kernel column `kx` of output column `ox` reads, if inside.
+    #[inline]
+    pub(crate) fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
+        input_coord(ox, kx, self.stride, self.pad_left, self.w)
+    }
 }
 
 /// Reference forward: `y` = max over each window (padding excluded).
@@ -144,8 +135,8 @@ pub fn maxpool2d_forward_reference(d: &Pool2dDims, x: &[f32], y: &mut [f32]) {
                     let mut best = f32::NEG_INFINITY;
                     for ky in 0..d.k {
                         for kx in 0..d.k {
-                            let iy = d.input_coord(oy, ky, d.pad_top, h);
-                            let ix = d.input_coord(ox, kx, d.pad_left, w);
+                            let iy = d.in_y(oy, ky);
+                            let ix = d.in_x(ox, kx);
                             if let (Some(iy), Some(ix)) = (iy, ix) {
                                 let v = x[((b * h + iy) * w + ix) * c + ch];
                                 if v > best {
@@ -201,8 +192,8 @@ pub fn maxpool2d_backward_reference(d: &Pool2dDims, x: &[f32], dy: &[f32], dx: &
     let (h, w, c) = (d.h, d.w, d.c);
     // The input index of window element (ky, kx), or None in the padding.
     let at = |b: usize, oy: usize, ox: usize, ch: usize, ky: usize, kx: usize| {
-        let iy = d.input_coord(oy, ky, d.pad_top, h)?;
-        let ix = d.input_coord(ox, kx, d.pad_left, w)?;
+        let iy = d.in_y(oy, ky)?;
+        let ix = d.in_x(ox, kx)?;
         Some(((b * h + iy) * w + ix) * c + ch)
     };
     dx.fill(0.0);
@@ -349,19 +340,6 @@ mod tests {
         assert_eq!((d.out_h, d.out_w, d.pad_top, d.pad_left), (1, 1, 1, 1));
         assert_eq!(Pool2dDims::new(1, 2, 5, 1, 3, 1, Padding::Valid), None);
         assert_eq!(Pool2dDims::new(1, 4, 4, 1, 2, 0, Padding::Same), None);
-    }
-
-    #[test]
-    fn window_matches_input_coord() {
-        for d in all_dims() {
-            for oy in 0..d.out_h {
-                let r = window(oy, d.stride, d.pad_top, d.k, d.h);
-                let want: Vec<usize> = (0..d.k)
-                    .filter_map(|ky| d.input_coord(oy, ky, d.pad_top, d.h))
-                    .collect();
-                assert_eq!(r.collect::<Vec<_>>(), want, "{d:?} oy {oy}");
-            }
-        }
     }
 
     #[test]

@@ -1,9 +1,17 @@
-//! Output size and padding of a sliding window, with TensorFlow / Keras semantics.
+//! The geometry of a sliding window (convolution, pooling) along one axis, with TensorFlow /
+//! Keras semantics. The one place conv2d, maxpool2d and avgpool2d get it from.
 //!
+//! Output size and padding ([`Padding::output_and_pad`]):
 //! - `Valid`: no padding; `out = (in - k) / stride + 1` (floor).
 //! - `Same`: `out = ceil(in / stride)`; the total padding `max((out - 1) * stride + k - in, 0)`
 //!   is split with the smaller half before (top/left) and the larger half after, exactly as
 //!   TensorFlow does, so weights trained in Keras give the same outputs here.
+//!
+//! Where a window reads: offset `kk` of output `o`'s window reads input `o * stride + kk - pad`
+//! ([`input_coord`]), and `None` there means the padding; [`window`] gives all of a window's
+//! in-image coordinates as one range.
+
+use std::ops::Range;
 
 /// How a convolution or pooling window treats the border.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -36,6 +44,24 @@ impl Padding {
     }
 }
 
+/// The input coordinate `o * stride + kk - pad` that offset `kk` of output `o`'s window reads
+/// along an axis of length `size`, or `None` where that falls in the padding (outside
+/// `0..size`).
+#[inline]
+pub fn input_coord(o: usize, kk: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
+    (o * stride + kk).checked_sub(pad).filter(|&i| i < size)
+}
+
+/// The input coordinates covered by the `k`-wide window of output `o`, clipped to `0..size`:
+/// `o*stride - pad .. o*stride - pad + k` intersected with the axis, i.e. every
+/// [`input_coord`] of the window that is not `None`, in order.
+pub fn window(o: usize, stride: usize, pad: usize, k: usize, size: usize) -> Range<usize> {
+    let start = o * stride; // window start, shifted right by `pad`
+    let lo = start.max(pad) - pad;
+    let hi = (start + k).min(size + pad).saturating_sub(pad);
+    lo..hi.max(lo)
+}
+
 impl std::fmt::Display for Padding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -47,7 +73,7 @@ impl std::fmt::Display for Padding {
 
 #[cfg(test)]
 mod tests {
-    use super::Padding;
+    use super::*;
 
     #[test]
     fn same_and_valid_match_tensorflow() {
@@ -62,5 +88,28 @@ mod tests {
         assert_eq!(Padding::Valid.output_and_pad(15, 2, 2), Some((7, 0)));
         assert_eq!(Padding::Valid.output_and_pad(2, 3, 1), None);
         assert_eq!(Padding::Same.output_and_pad(5, 3, 0), None);
+    }
+
+    #[test]
+    fn window_matches_input_coord() {
+        for size in 1..=9 {
+            for k in 1..=4 {
+                for stride in 1..=3 {
+                    for padding in [Padding::Same, Padding::Valid] {
+                        let Some((out, pad)) = padding.output_and_pad(size, k, stride) else {
+                            continue;
+                        };
+                        for o in 0..out {
+                            let r = window(o, stride, pad, k, size);
+                            let want: Vec<usize> = (0..k)
+                                .filter_map(|kk| input_coord(o, kk, stride, pad, size))
+                                .collect();
+                            let what = format!("size {size} k {k} stride {stride} {padding}");
+                            assert_eq!(r.collect::<Vec<_>>(), want, "{what} o {o}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -109,11 +109,6 @@ fn check(
     Ok(())
 }
 
-/// A 1x1, stride-1 convolution without padding is a plain GEMM on the NHWC input.
-fn is_pointwise(d: &Conv2dDims) -> bool {
-    d.kh == 1 && d.kw == 1 && d.stride == 1 && d.pad_top == 0 && d.pad_left == 0
-}
-
 /// Images per chunk: as many as keep the im2col matrix under the budget (at least one).
 fn chunk_images(ctx: &GpuContext, d: &Conv2dDims) -> Result<usize, GpuError> {
     let per_image = 4 * (d.out_pixels() * d.patch_len()) as u64;
@@ -188,7 +183,7 @@ pub fn conv2d_forward(
         relu,
     };
     let wv = View::row_major(w, d.c_out);
-    if is_pointwise(d) {
+    if d.is_pointwise() {
         let a = View::row_major(x, d.c_in);
         return gemm_view(ctx, gv, d.n * pixels, patch, d.c_out, a, wv, y, 0, epi);
     }
@@ -232,7 +227,7 @@ pub fn conv2d_backward_input(
     // w seen as [patch][c_out]; its transpose is [c_out][patch].
     let wt = View::row_major(w, d.c_out).t();
     let none = Epilogue::default();
-    if is_pointwise(d) {
+    if d.is_pointwise() {
         let a = View::row_major(dy, d.c_out);
         return gemm_view(ctx, gv, d.n * pixels, d.c_out, patch, a, wt, dx, 0, none);
     }
@@ -267,7 +262,7 @@ pub fn conv2d_backward_weight(
 ) -> Result<(), GpuError> {
     check(d, x.len(), dw.len(), dy.len(), None)?;
     let (patch, pixels) = (d.patch_len(), d.out_pixels());
-    if is_pointwise(d) {
+    if d.is_pointwise() {
         let a = View::row_major(x, d.c_in).t();
         let b = View::row_major(dy, d.c_out);
         let none = Epilogue::default();
