@@ -1,15 +1,43 @@
 //! CPU kernels for the scratchnet engine.
 //!
-//! Every op lives in one file named after it and offers two versions:
-//! - `*_reference`: plain loops, written to be read. It is the specification that the fast
-//!   kernel and the WGSL kernel are tested against, and the fallback for odd shapes.
+//! Most ops live in one file named after the op and offer two versions:
+//! - `*_reference`: plain loops, written to be read. It is the specification: the fast kernel
+//!   here and the WGSL kernel in the `gpu` crate are tested against it. Nothing else calls it
+//!   (only the tests and benchmarks do).
 //! - the fast kernel (no suffix): the same math, parallel over independent work with rayon,
-//!   with inner loops over contiguous memory that the compiler vectorises, and GEMM through
-//!   `matrixmultiply`.
+//!   with inner loops over contiguous memory that the compiler vectorises. It is what the
+//!   `tensor` crate runs on the CPU.
 //!
 //! Kernels work on plain `&[f32]` slices plus a small dims struct; they know nothing of tensors
 //! or autograd. Images are NHWC (channels last) and conv kernels HWIO, as in Keras: see the
 //! README's "Memory layout" section for why.
+//!
+//! The files:
+//! - [`adam`], [`rmsprop`], [`sgd`]: the optimiser updates, as Keras computes them.
+//! - [`argmax`]: row-wise argmax and the count of correct predictions (one version: the
+//!   per-row scan is the specification, run over rows in parallel).
+//! - [`avgpool2d`]: windowed and global average pooling and their gradients.
+//! - [`batchnorm`]: batch normalisation over the channels (training, inference, backward,
+//!   moving averages).
+//! - [`bias`]: bias add and its gradient.
+//! - [`conv2d`]: convolution forward and both backward passes, im2col + GEMM per chunk of
+//!   images, the GEMM from [`gemm_packed`] when a kernel of it is active, else [`gemm`].
+//! - [`dropout`]: inverted dropout with counter-based masks.
+//! - [`gemm`]: `C = A · B + beta · C` on strided views: the reference triple loop, and
+//!   `matrixmultiply` on one thread or split across the pool.
+//! - [`gemm_packed`]: GEMM version 4 for convolution shapes: B packed once per layer call and
+//!   register-tiled micro-kernels, chosen at run time: AVX-512 where the CPU has it, AVX2 + FMA
+//!   only when asked for (benchmarks), otherwise none and conv2d uses [`gemm`].
+//! - [`lrn`]: local response normalisation across channels and its gradient.
+//! - [`maxpool2d`]: max pooling and its gradient, and [`Pool2dDims`](maxpool2d::Pool2dDims),
+//!   the shape both poolings use.
+//! - [`padding`]: `Same` / `Valid` output sizes and padding, and where a window reads
+//!   (shared by conv2d and the poolings).
+//! - [`peak`]: the measured FMA peak of this CPU, the yardstick of the benchmarks.
+//! - [`relu`]: ReLU and its gradient.
+//! - [`rng`]: the counter-based hash behind dropout masks (the GPU computes the same bits).
+//! - [`shortcut`]: ResNet's parameter-free "option A" shortcut (subsample, pad channels).
+//! - [`softmax_xent`]: softmax fused with cross-entropy, and its gradient.
 
 pub mod adam;
 pub mod argmax;
