@@ -4,8 +4,8 @@
 //! with radius `r = depth_radius`:
 //! - `sqr_sum[d] = sum_{d' = max(0, d - r)}^{min(c - 1, d + r)} x[d']^2`,
 //!   `s[d] = bias + alpha * sqr_sum[d]`, `y[d] = x[d] / s[d]^beta`.
-//! - gradient: `dx[i] = dy[i] * s_i^-beta
-//!   - 2 * alpha * beta * x[i] * sum_{j : |i - j| <= r} dy[j] * x[j] * s_j^(-beta - 1)`
+//! - gradient: `dx[i] = dy[i] * s_i^-beta -
+//!   2 * alpha * beta * x[i] * sum_{j : |i - j| <= r} dy[j] * x[j] * s_j^(-beta - 1)`
 //!   (the first term through `x[i]` itself, the second through every `s_j` whose window holds
 //!   `x[i]`; the window is symmetric, so "`j`'s window holds `i`" is `|i - j| <= r`).
 //!
