@@ -463,7 +463,6 @@ mod tests {
     }
 
     /// `(dx, dgamma, dbeta)`.
-    #[allow(clippy::type_complexity)]
     fn backward(
         x: &[f32],
         dy: &[f32],
