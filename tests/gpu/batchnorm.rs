@@ -55,23 +55,21 @@ fn batchnorm_train_infer_and_backward_match_the_cpu() {
         let (gx, ggamma, gbeta, gdy, gmm, gmv) =
             (up(&x), up(&gamma), up(&beta), up(&dy), up(&mm), up(&mv));
         let (gy, gmean, gvar) = (nans(ctx, x.len()), nans(ctx, c), nans(ctx, c));
-        batchnorm::batchnorm_forward_train(ctx, &gx, c, &ggamma, &gbeta, EPS, &gy, &gmean, &gvar)
+        batchnorm::batchnorm_forward_train(ctx, &d, &gx, &ggamma, &gbeta, &gy, &gmean, &gvar)
             .unwrap();
         assert_close(&read(ctx, &gmean), &mean, 1e-4, &format!("mean {what}"));
         assert_close(&read(ctx, &gvar), &var, 1e-4, &format!("var {what}"));
         assert_close(&read(ctx, &gy), &y, 1e-4, &format!("y {what}"));
 
         let (gdx, gdg, gdb) = (nans(ctx, x.len()), nans(ctx, c), nans(ctx, c));
-        batchnorm::batchnorm_backward(
-            ctx, &gx, &gdy, c, &ggamma, &gmean, &gvar, EPS, &gdx, &gdg, &gdb,
-        )
-        .unwrap();
+        batchnorm::batchnorm_backward(ctx, &d, &gx, &gdy, &ggamma, &gmean, &gvar, &gdx, &gdg, &gdb)
+            .unwrap();
         assert_close(&read(ctx, &gdb), &db, 1e-4, &format!("dbeta {what}"));
         assert_close(&read(ctx, &gdg), &dg, 1e-4, &format!("dgamma {what}"));
         assert_close(&read(ctx, &gdx), &dx, 1e-4, &format!("dx {what}"));
 
         let gyi = nans(ctx, x.len());
-        batchnorm::batchnorm_forward_infer(ctx, &gx, c, &ggamma, &gbeta, &gmm, &gmv, EPS, &gyi)
+        batchnorm::batchnorm_forward_infer(ctx, &d, &gx, &ggamma, &gbeta, &gmm, &gmv, &gyi)
             .unwrap();
         assert_close(&read(ctx, &gyi), &yi, 1e-4, &format!("inference {what}"));
     }
@@ -89,11 +87,16 @@ fn batchnorm_with_no_rows_gives_zero_statistics_and_gradients() {
     let ones = ctx.upload(&[1.0; 3]).unwrap();
     let zeros = ctx.upload(&[0.0; 3]).unwrap();
     let (mean, var) = (nans(ctx, c), nans(ctx, c));
-    batchnorm::batchnorm_forward_train(ctx, &x, c, &ones, &zeros, EPS, &y, &mean, &var).unwrap();
+    let d = cbn::BatchNormDims {
+        rows: 0,
+        c,
+        eps: EPS,
+    };
+    batchnorm::batchnorm_forward_train(ctx, &d, &x, &ones, &zeros, &y, &mean, &var).unwrap();
     assert_eq!(read(ctx, &mean), [0.0; 3]);
     assert_eq!(read(ctx, &var), [0.0; 3]);
     let (dg, db) = (nans(ctx, c), nans(ctx, c));
-    batchnorm::batchnorm_backward(ctx, &x, &y, c, &ones, &mean, &var, EPS, &dx, &dg, &db).unwrap();
+    batchnorm::batchnorm_backward(ctx, &d, &x, &y, &ones, &mean, &var, &dx, &dg, &db).unwrap();
     assert_eq!(read(ctx, &dg), [0.0; 3]);
     assert_eq!(read(ctx, &db), [0.0; 3]);
 }
@@ -109,7 +112,7 @@ fn moving_averages_match_the_cpu_and_skip_a_non_finite_guard() {
 
     // No guard: the context's zero dummy.
     let gm = ctx.upload(&moving).unwrap();
-    batchnorm::update_moving_average(ctx, &gm, &gbatch, momentum, None).unwrap();
+    batchnorm::update_moving_average(ctx, momentum, &gbatch, &gm, None).unwrap();
     assert_close(&read(ctx, &gm), &want, 1e-6, "unguarded");
 
     for (g, updates) in [
@@ -122,7 +125,7 @@ fn moving_averages_match_the_cpu_and_skip_a_non_finite_guard() {
     ] {
         let guard = ctx.upload(&[g]).unwrap();
         let gm = ctx.upload(&moving).unwrap();
-        batchnorm::update_moving_average(ctx, &gm, &gbatch, momentum, Some(&guard)).unwrap();
+        batchnorm::update_moving_average(ctx, momentum, &gbatch, &gm, Some(&guard)).unwrap();
         let got = read(ctx, &gm);
         if updates {
             assert_close(&got, &want, 1e-6, &format!("guard {g}"));
@@ -142,42 +145,40 @@ fn bad_lengths_are_errors_not_panics() {
     let (g, b, m, var) = (v(c), v(c), v(c), v(c));
     let short = v(c - 1);
 
-    // Batch norm: a short per-channel vector, x not a multiple of c, c = 0, aliasing.
-    assert!(is_shape(batchnorm::batchnorm_forward_train(
-        ctx, &x, c, &g, &b, EPS, &y, &short, &var
-    )));
-    assert!(is_shape(batchnorm::batchnorm_forward_train(
-        ctx, &x, 5, &g, &b, EPS, &y, &m, &var
-    )));
-    assert!(is_shape(batchnorm::batchnorm_forward_infer(
-        ctx, &x, 0, &g, &b, &m, &var, EPS, &y
-    )));
-    assert!(is_shape(batchnorm::batchnorm_forward_infer(
-        ctx, &x, c, &g, &b, &m, &var, EPS, &x
-    )));
-    assert!(is_shape(batchnorm::batchnorm_backward(
-        ctx,
-        &x,
-        &y,
-        c,
-        &g,
-        &m,
-        &var,
-        EPS,
-        &short,
-        &v(c),
-        &v(c)
-    )));
-    assert!(is_shape(batchnorm::update_moving_average(
-        ctx, &m, &short, 0.9, None
-    )));
-    assert!(is_shape(batchnorm::update_moving_average(
-        ctx,
-        &m,
-        &var,
-        0.9,
-        Some(&ctx.upload(&[]).unwrap())
-    )));
+    let d = cbn::BatchNormDims { rows, c, eps: EPS };
+    let train = batchnorm::batchnorm_forward_train;
+    let infer = batchnorm::batchnorm_forward_infer;
+    // A short per-channel vector, x not rows * c, c = 0, aliasing.
+    shape(train(ctx, &d, &x, &g, &b, &y, &short, &var), "short mean");
+    let five = cbn::BatchNormDims {
+        rows,
+        c: 5,
+        eps: EPS,
+    };
+    shape(
+        train(ctx, &five, &x, &g, &b, &y, &m, &var),
+        "x not rows * c",
+    );
+    let zero_c = cbn::BatchNormDims {
+        rows,
+        c: 0,
+        eps: EPS,
+    };
+    shape(infer(ctx, &zero_c, &x, &g, &b, &m, &var, &y), "c = 0");
+    shape(infer(ctx, &d, &x, &g, &b, &m, &var, &x), "y aliasing x");
+    shape(
+        batchnorm::batchnorm_backward(ctx, &d, &x, &y, &g, &m, &var, &short, &v(c), &v(c)),
+        "short dx",
+    );
+    shape(
+        batchnorm::update_moving_average(ctx, 0.9, &short, &m, None),
+        "short batch",
+    );
+    let empty_guard = ctx.upload(&[]).unwrap();
+    shape(
+        batchnorm::update_moving_average(ctx, 0.9, &var, &m, Some(&empty_guard)),
+        "empty guard",
+    );
     // Nothing invalid was recorded: the context still works.
     read(ctx, &y);
 }

@@ -13,6 +13,7 @@ use crate::context::GpuContext;
 use crate::error::GpuError;
 use crate::pipeline::Shader;
 use crate::record::{grid, Kernel};
+use cpu::batchnorm::BatchNormDims;
 
 /// The WGSL source of the batch-normalisation family.
 pub const SHADER: Shader = Shader {
@@ -39,35 +40,29 @@ fn kernel(entry: &'static str) -> Kernel {
     }
 }
 
-/// Rows of an `x` of `rows x c` elements, after checking `c` and the per-channel vectors.
-fn rows_of(
+/// Checks `d` against `x` (`rows x c` elements) and the per-channel vectors (`c` each).
+fn check_dims(
     what: &str,
+    d: &BatchNormDims,
     x: &GpuBuffer,
-    c: usize,
     per_channel: &[(&str, &GpuBuffer)],
-) -> Result<usize, GpuError> {
-    if c == 0 {
+) -> Result<(), GpuError> {
+    if d.c == 0 {
         return Err(GpuError::Shape(format!("{what}: c is 0")));
     }
-    if !x.len().is_multiple_of(c) {
-        return Err(GpuError::Shape(format!(
-            "{what}: x holds {} elements, not a multiple of c = {c}",
-            x.len()
-        )));
-    }
+    check_len(what, "x", x, d.input_len())?;
     for (name, v) in per_channel {
-        check_len(what, name, v, c)?;
+        check_len(what, name, v, d.c)?;
     }
-    check_u32(what, x.len())?;
-    Ok(x.len() / c)
+    check_u32(what, x.len())
 }
 
-fn params(rows: usize, c: usize, eps: f32) -> Params {
+fn params(d: &BatchNormDims) -> Params {
     Params {
-        rows: rows as u32,
-        c: c as u32,
-        eps,
-        total: (rows * c) as u32,
+        rows: d.rows as u32,
+        c: d.c as u32,
+        eps: d.eps,
+        total: d.input_len() as u32,
         momentum: 0.0,
     }
 }
@@ -75,23 +70,23 @@ fn params(rows: usize, c: usize, eps: f32) -> Params {
 /// Training forward: writes the batch `mean` and biased `var` of each channel, then
 /// `y = gamma * (x - mean) / sqrt(var + eps) + beta`. With no rows, `mean` and `var` are 0.
 /// Matches `cpu::batchnorm::batchnorm_forward_train` to rounding.
+// The CPU twin's arguments, in its order, plus the context.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_train(
     ctx: &GpuContext,
+    d: &BatchNormDims,
     x: &GpuBuffer,
-    c: usize,
     gamma: &GpuBuffer,
     beta: &GpuBuffer,
-    eps: f32,
     y: &GpuBuffer,
     mean: &GpuBuffer,
     var: &GpuBuffer,
 ) -> Result<(), GpuError> {
     const WHAT: &str = "batchnorm forward";
-    let rows = rows_of(
+    check_dims(
         WHAT,
+        d,
         x,
-        c,
         &[
             ("gamma", gamma),
             ("beta", beta),
@@ -101,13 +96,13 @@ pub fn batchnorm_forward_train(
     )?;
     check_len(WHAT, "y", y, x.len())?;
     check_distinct(WHAT, &[x, gamma, beta, y, mean, var])?;
-    if rows == 0 {
-        ctx.record_clear(mean, c);
-        ctx.record_clear(var, c);
+    if d.rows == 0 {
+        ctx.record_clear(mean, d.c);
+        ctx.record_clear(var, d.c);
         return Ok(());
     }
-    let p = params(rows, c, eps);
-    ctx.dispatch(kernel("bn_stats"), &p, &[x, mean, var], grid(c as u64)?)?;
+    let p = params(d);
+    ctx.dispatch(kernel("bn_stats"), &p, &[x, mean, var], grid(d.c as u64)?)?;
     ctx.dispatch_threads(
         kernel("bn_normalize"),
         &p,
@@ -118,23 +113,23 @@ pub fn batchnorm_forward_train(
 
 /// Inference forward: `y = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta`.
 /// Matches `cpu::batchnorm::batchnorm_forward_infer` to rounding.
+// The CPU twin's arguments, in its order, plus the context.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_infer(
     ctx: &GpuContext,
+    d: &BatchNormDims,
     x: &GpuBuffer,
-    c: usize,
     gamma: &GpuBuffer,
     beta: &GpuBuffer,
     moving_mean: &GpuBuffer,
     moving_var: &GpuBuffer,
-    eps: f32,
     y: &GpuBuffer,
 ) -> Result<(), GpuError> {
     const WHAT: &str = "batchnorm inference";
-    let rows = rows_of(
+    check_dims(
         WHAT,
+        d,
         x,
-        c,
         &[
             ("gamma", gamma),
             ("beta", beta),
@@ -144,12 +139,12 @@ pub fn batchnorm_forward_infer(
     )?;
     check_len(WHAT, "y", y, x.len())?;
     check_distinct(WHAT, &[x, gamma, beta, moving_mean, moving_var, y])?;
-    if rows == 0 {
+    if d.rows == 0 {
         return Ok(());
     }
     ctx.dispatch_threads(
         kernel("bn_normalize"),
-        &params(rows, c, eps),
+        &params(d),
         &[x, gamma, beta, moving_mean, moving_var, y],
         x.len(),
     )
@@ -158,25 +153,25 @@ pub fn batchnorm_forward_infer(
 /// Backward of the training forward: overwrites `dx`, `dgamma` (`sum dy * xhat`) and `dbeta`
 /// (`sum dy`); `mean` and `var` are the batch statistics the forward wrote. With no rows,
 /// `dgamma` and `dbeta` are 0. Matches `cpu::batchnorm::batchnorm_backward` to rounding.
+// The CPU twin's arguments, in its order, plus the context.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
     ctx: &GpuContext,
+    d: &BatchNormDims,
     x: &GpuBuffer,
     dy: &GpuBuffer,
-    c: usize,
     gamma: &GpuBuffer,
     mean: &GpuBuffer,
     var: &GpuBuffer,
-    eps: f32,
     dx: &GpuBuffer,
     dgamma: &GpuBuffer,
     dbeta: &GpuBuffer,
 ) -> Result<(), GpuError> {
     const WHAT: &str = "batchnorm backward";
-    let rows = rows_of(
+    check_dims(
         WHAT,
+        d,
         x,
-        c,
         &[
             ("gamma", gamma),
             ("mean", mean),
@@ -188,17 +183,17 @@ pub fn batchnorm_backward(
     check_len(WHAT, "dy", dy, x.len())?;
     check_len(WHAT, "dx", dx, x.len())?;
     check_distinct(WHAT, &[x, dy, gamma, mean, var, dx, dgamma, dbeta])?;
-    if rows == 0 {
-        ctx.record_clear(dgamma, c);
-        ctx.record_clear(dbeta, c);
+    if d.rows == 0 {
+        ctx.record_clear(dgamma, d.c);
+        ctx.record_clear(dbeta, d.c);
         return Ok(());
     }
-    let p = params(rows, c, eps);
+    let p = params(d);
     ctx.dispatch(
         kernel("bn_backward_reduce"),
         &p,
         &[x, dy, mean, var, dgamma, dbeta],
-        grid(c as u64)?,
+        grid(d.c as u64)?,
     )?;
     ctx.dispatch_threads(
         kernel("bn_backward_dx"),
@@ -213,9 +208,9 @@ pub fn batchnorm_backward(
 /// Matches `cpu::batchnorm::update_moving_average`.
 pub fn update_moving_average(
     ctx: &GpuContext,
-    moving: &GpuBuffer,
-    batch: &GpuBuffer,
     momentum: f32,
+    batch: &GpuBuffer,
+    moving: &GpuBuffer,
     guard: Option<&GpuBuffer>,
 ) -> Result<(), GpuError> {
     const WHAT: &str = "update_moving_average";

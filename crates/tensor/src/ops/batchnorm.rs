@@ -38,11 +38,10 @@ pub fn batchnorm_train(
         #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::batchnorm::batchnorm_forward_train(
             &ctx,
+            &BatchNormDims::from_len(x.numel(), c, eps),
             x.gpu_buf(),
-            c,
             gamma.gpu_buf(),
             beta.gpu_buf(),
-            eps,
             y.gpu_buf(),
             mean.gpu_buf(),
             var.gpu_buf(),
@@ -76,13 +75,12 @@ pub fn batchnorm_infer(
         #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::batchnorm::batchnorm_forward_infer(
             &ctx,
+            &BatchNormDims::from_len(x.numel(), c, eps),
             x.gpu_buf(),
-            c,
             gamma.gpu_buf(),
             beta.gpu_buf(),
             moving_mean.gpu_buf(),
             moving_var.gpu_buf(),
-            eps,
             y.gpu_buf(),
         )?,
         Device::Cpu => cpu::batchnorm::batchnorm_forward_infer(
@@ -116,13 +114,12 @@ pub fn batchnorm_backward(
         #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::batchnorm::batchnorm_backward(
             &ctx,
+            &BatchNormDims::from_len(x.numel(), c, eps),
             x.gpu_buf(),
             dy.gpu_buf(),
-            c,
             gamma.gpu_buf(),
             mean.gpu_buf(),
             var.gpu_buf(),
-            eps,
             dx.gpu_buf(),
             dg.gpu_buf(),
             db.gpu_buf(),
@@ -166,9 +163,9 @@ pub fn update_moving_average(
             let guard = crate::ops::gpu_guard("update_moving_average", guard)?;
             gpu::batchnorm::update_moving_average(
                 &ctx,
-                moving.gpu_buf_mut(),
-                batch.gpu_buf(),
                 momentum,
+                batch.gpu_buf(),
+                moving.gpu_buf_mut(),
                 guard,
             )?
         }
