@@ -23,6 +23,8 @@
 //! - [`conv2d`]: convolution forward and both backward passes, im2col + GEMM per chunk of
 //!   images, the GEMM from [`gemm_packed`] when a kernel of it is active, else [`gemm`].
 //! - [`dropout`]: inverted dropout with counter-based masks.
+//! - [`elementwise`]: `a + b`, `y += x` and `y += alpha * x` (residual joins, gradient
+//!   accumulation, the L2 gradient).
 //! - [`gemm`]: `C = A · B + beta · C` on strided views: the reference triple loop, and
 //!   `matrixmultiply` on one thread or split across the pool.
 //! - [`gemm_packed`]: GEMM version 4 for convolution shapes: B packed once per layer call and
@@ -46,6 +48,7 @@ pub mod batchnorm;
 pub mod bias;
 pub mod conv2d;
 pub mod dropout;
+pub mod elementwise;
 pub mod gemm;
 pub mod gemm_packed;
 pub mod lrn;

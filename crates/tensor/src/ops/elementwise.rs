@@ -2,22 +2,24 @@
 
 use crate::{Device, Result, Tensor};
 
-/// `a + b`, same shapes.
+/// `a + b`, same shapes, in one pass into a new tensor.
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let mut out = a.clone();
-    add_assign(&mut out, b)?;
-    Ok(out)
+    crate::ops::same_shape("add", a.shape(), b.shape())?;
+    let dev = crate::ops::same_device("add", &[a, b])?;
+    let mut y = Tensor::uninit_on(a.shape().clone(), &dev)?;
+    match dev {
+        Device::Cpu => cpu::elementwise::add(a.as_slice(), b.as_slice(), y.data_mut()),
+        #[cfg(feature = "gpu")]
+        Device::Gpu(ctx) => gpu::elementwise::add(&ctx, a.gpu_buf(), b.gpu_buf(), y.gpu_buf())?,
+    }
+    Ok(y)
 }
 
 /// `a += b`, same shapes.
 pub fn add_assign(a: &mut Tensor, b: &Tensor) -> Result<()> {
     crate::ops::same_shape("add", a.shape(), b.shape())?;
     match crate::ops::same_device("add", &[a, b])? {
-        Device::Cpu => {
-            for (x, y) in a.data_mut().iter_mut().zip(b.as_slice()) {
-                *x += y;
-            }
-        }
+        Device::Cpu => cpu::elementwise::add_assign(a.data_mut(), b.as_slice()),
         #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::elementwise::add_assign(&ctx, a.gpu_buf_mut(), b.gpu_buf())?,
     }
@@ -28,11 +30,7 @@ pub fn add_assign(a: &mut Tensor, b: &Tensor) -> Result<()> {
 pub fn axpy(alpha: f32, x: &Tensor, y: &mut Tensor) -> Result<()> {
     crate::ops::same_shape("axpy", x.shape(), y.shape())?;
     match crate::ops::same_device("axpy", &[x, y])? {
-        Device::Cpu => {
-            for (y, &x) in y.data_mut().iter_mut().zip(x.as_slice()) {
-                *y += alpha * x;
-            }
-        }
+        Device::Cpu => cpu::elementwise::axpy(alpha, x.as_slice(), y.data_mut()),
         #[cfg(feature = "gpu")]
         Device::Gpu(ctx) => gpu::elementwise::axpy(&ctx, alpha, x.gpu_buf(), y.gpu_buf_mut())?,
     }
