@@ -89,6 +89,25 @@ impl Conv2dDims {
         })
     }
 
+    /// The convolution whose forward pass is this one's input gradient, where one exists:
+    /// stride 1 with symmetric padding (an odd kernel under `Same`, or a 1x1 under `Valid`).
+    /// Then `dx[iy][ix][ci] = sum dy[iy + ky - pad][ix + kx - pad][co] * w'[ky][kx][co][ci]`
+    /// with `w'` the kernel rotated by 180 degrees and its channel axes swapped
+    /// (`rotated_kernel`): a convolution of `dy` with `c_out` inputs and `c_in` outputs and
+    /// the same padding. `None` for pointwise layers, whose input gradient is one GEMM already.
+    pub fn input_gradient_as_forward(&self) -> Option<Conv2dDims> {
+        let symmetric = self.kh == 2 * self.pad_top + 1 && self.kw == 2 * self.pad_left + 1;
+        let same_size = self.out_h == self.h && self.out_w == self.w;
+        if self.stride != 1 || !symmetric || !same_size || self.is_pointwise() {
+            return None;
+        }
+        Some(Conv2dDims {
+            c_in: self.c_out,
+            c_out: self.c_in,
+            ..*self
+        })
+    }
+
     pub fn input_len(&self) -> usize {
         self.n * self.h * self.w * self.c_in
     }
@@ -436,6 +455,11 @@ pub fn conv2d_forward(
 /// Input gradient: `dcols = dy · wᵀ` per chunk, then col2im. `dx` is overwritten.
 pub fn conv2d_backward_input(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     d.check(dx.len(), w.len(), dy.len());
+    if let Some(t) = d.input_gradient_as_forward() {
+        // A forward convolution of dy: one GEMM straight into dx, where the path below makes
+        // a k-times larger dcols matrix (K = c_out, often just 16) and scatters it back.
+        return conv2d_forward(&t, dy, &rotated_kernel(d, w), None, false, dx);
+    }
     let (k, co) = (d.patch_len(), d.c_out);
     let imgs = images_per_task(d);
     let in_img = d.h * d.w * d.c_in;
@@ -458,6 +482,25 @@ pub fn conv2d_backward_input(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f3
                 }
             });
     });
+}
+
+/// The kernel for [`Conv2dDims::input_gradient_as_forward`]: `w` (HWIO, `kh x kw x c_in x
+/// c_out`) rotated by 180 degrees with its channel axes swapped, `kh x kw x c_out x c_in`.
+fn rotated_kernel(d: &Conv2dDims, w: &[f32]) -> Vec<f32> {
+    let (kh, kw, ci, co) = (d.kh, d.kw, d.c_in, d.c_out);
+    let mut r = vec![0.0; w.len()];
+    for ky in 0..kh {
+        for kx in 0..kw {
+            let src = &w[((kh - 1 - ky) * kw + (kw - 1 - kx)) * ci * co..][..ci * co];
+            let dst = &mut r[(ky * kw + kx) * co * ci..][..co * ci];
+            for i in 0..ci {
+                for o in 0..co {
+                    dst[o * ci + i] = src[i * co + o];
+                }
+            }
+        }
+    }
+    r
 }
 
 /// Weight gradient: `dw = Σ_chunks colsᵀ · dy`. `dw` is overwritten.
@@ -618,6 +661,28 @@ mod tests {
     fn backward_input_matches_reference() {
         for (i, d) in shapes().iter().enumerate() {
             check_backward_input(d, i as u64);
+        }
+    }
+
+    /// Which layers take the forward-convolution path for their input gradient (the shapes
+    /// above cover both paths).
+    #[test]
+    fn input_gradient_as_forward_only_for_stride_1_symmetric_padding() {
+        let dims = |h, k, s, p| Conv2dDims::new(2, h, h + 2, 3, k, k, 5, s, p).unwrap();
+        let t = dims(7, 3, 1, Padding::Same)
+            .input_gradient_as_forward()
+            .unwrap();
+        assert_eq!((t.c_in, t.c_out, t.pad_top, t.out_h), (5, 3, 1, 7));
+        assert!(dims(9, 5, 1, Padding::Same)
+            .input_gradient_as_forward()
+            .is_some());
+        for d in [
+            dims(7, 3, 2, Padding::Same),  // strided
+            dims(8, 4, 1, Padding::Same),  // even kernel: asymmetric padding
+            dims(7, 3, 1, Padding::Valid), // output smaller than the input
+            dims(7, 1, 1, Padding::Same),  // pointwise: one GEMM already
+        ] {
+            assert!(d.input_gradient_as_forward().is_none(), "{d:?}");
         }
     }
 
