@@ -21,8 +21,14 @@
 //!    The batch is cut into chunks of images, one rayon task each, so the im2col buffer of a
 //!    task (about 1 MB) stays in cache between being written and being multiplied, instead of
 //!    one 75 MB matrix for a whole batch streaming through memory.
-//!    - input gradient: `dcols = dy · wᵀ` (GEMM), then `col2im` adds each row back onto the
-//!      pixels it came from.
+//!    - input gradient, stride 1 with symmetric padding (3x3 `Same`: most layers): a forward
+//!      convolution of `dy` with the kernel rotated by 180 degrees and its channel axes swapped
+//!      (`Conv2dDims::input_gradient_as_forward`), so it is im2col + one GEMM straight into dx.
+//!      On resnet20 (batch 128) this took the step from 418 to 434 images/s: the general path
+//!      below multiplies with K = c_out (16 in the first stage) and writes a dcols matrix
+//!      kh*kw times the size of dx before scattering it back.
+//!    - input gradient otherwise (strided layers): `dcols = dy · wᵀ` (GEMM), then `col2im`
+//!      adds each row back onto the pixels it came from.
 //!    - weight gradient: `dw = colsᵀ · dy`, summed over chunks: each task accumulates into its
 //!      own partial `dw`, and the partials are added at the end (no locks, deterministic).
 
