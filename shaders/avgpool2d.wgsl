@@ -24,11 +24,11 @@ fn avgpool2d_forward(
     if (i >= p.total) {
         return;
     }
-    let ch = i % p.c;
-    let pix = i / p.c;
-    let ox = pix % p.out_w;
-    let oy = (pix / p.out_w) % p.out_h;
-    let b = pix / (p.out_w * p.out_h);
+    let o = nhwc(i, p.out_h, p.out_w);
+    let b = o.x;
+    let oy = o.y;
+    let ox = o.z;
+    let ch = o.w;
     let rows = window(oy, p.pad_top, p.h);
     let cols = window(ox, p.pad_left, p.w);
     var sum = 0.0;
@@ -52,11 +52,11 @@ fn avgpool2d_backward(
     if (i >= p.total) {
         return;
     }
-    let ch = i % p.c;
-    let pix = i / p.c;
-    let ix = pix % p.w;
-    let iy = (pix / p.w) % p.h;
-    let b = pix / (p.w * p.h);
+    let e = nhwc(i, p.h, p.w);
+    let b = e.x;
+    let iy = e.y;
+    let ix = e.z;
+    let ch = e.w;
     let oys = windows_of(iy, p.pad_top, p.out_h);
     let oxs = windows_of(ix, p.pad_left, p.out_w);
     var acc = 0.0;

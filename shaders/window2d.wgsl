@@ -46,3 +46,9 @@ fn windows_of(i: u32, pad: u32, out: u32) -> vec2<u32> {
     let hi = min(t / p.stride + 1u, out);
     return vec2<u32>(lo, max(hi, lo));
 }
+
+// The coordinates (b, y, x, ch) of flat element i of an n x rows x cols x c NHWC tensor.
+fn nhwc(i: u32, rows: u32, cols: u32) -> vec4<u32> {
+    let pix = i / p.c;
+    return vec4<u32>(pix / (cols * rows), (pix / cols) % rows, pix % cols, i % p.c);
+}
