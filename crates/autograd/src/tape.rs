@@ -1,5 +1,7 @@
 //! The tape: recorded values and their backward closures.
 
+use std::time::{Duration, Instant};
+
 use tensor::{ops, Result, Tensor, TensorError};
 
 /// A handle to a value recorded on a [`Tape`].
@@ -13,17 +15,60 @@ struct Node {
     value: Tensor,
     requires_grad: bool,
     backward: Option<Backward>,
+    /// The op that recorded it (`conv2d`, `batchnorm`, ...; `input` or `param` for leaves).
+    op: &'static str,
 }
 
 /// The record of one forward pass.
 #[derive(Default)]
 pub struct Tape {
     nodes: Vec<Node>,
+    /// With [`Tape::timed`]: when the tape began, and when each node was recorded.
+    clock: Option<(Instant, Vec<Instant>)>,
 }
 
 impl Tape {
     pub fn new() -> Self {
         Tape::default()
+    }
+
+    /// A tape that also notes when each node is recorded, for profilers: see
+    /// [`Tape::forward_times`].
+    pub fn timed() -> Self {
+        Tape {
+            nodes: Vec::new(),
+            clock: Some((Instant::now(), Vec::new())),
+        }
+    }
+
+    /// With [`Tape::timed`]: for each node, the time since the previous one was recorded (or
+    /// since the tape began): the forward time of the op that recorded it, plus whatever the
+    /// caller did in between. Empty for an untimed tape.
+    pub fn forward_times(&self) -> Vec<Duration> {
+        let Some((start, at)) = &self.clock else {
+            return Vec::new();
+        };
+        let mut prev = *start;
+        at.iter()
+            .map(|&t| {
+                let d = t - prev;
+                prev = t;
+                d
+            })
+            .collect()
+    }
+
+    /// The op that recorded node `index` (`input` and `param` for leaves).
+    pub fn op(&self, index: usize) -> &'static str {
+        self.nodes[index].op
+    }
+
+    fn record(&mut self, node: Node) -> Var {
+        self.nodes.push(node);
+        if let Some((_, at)) = &mut self.clock {
+            at.push(Instant::now());
+        }
+        Var(self.nodes.len() - 1)
     }
 
     /// Records a value that needs no gradient (a batch of images, say).
@@ -37,12 +82,12 @@ impl Tape {
     }
 
     fn leaf(&mut self, value: Tensor, requires_grad: bool) -> Var {
-        self.nodes.push(Node {
+        self.record(Node {
             value,
             requires_grad,
             backward: None,
-        });
-        Var(self.nodes.len() - 1)
+            op: if requires_grad { "param" } else { "input" },
+        })
     }
 
     /// The recorded value of `v`.
@@ -55,20 +100,21 @@ impl Tape {
         self.nodes[v.0].requires_grad
     }
 
-    /// Records an op's output. `backward` runs only if some input requires a gradient.
+    /// Records the output of op `op`. `backward` runs only if some input requires a gradient.
     pub fn push(
         &mut self,
+        op: &'static str,
         value: Tensor,
         inputs: &[Var],
         backward: impl FnOnce(&Tensor, &mut Grads) -> Result<()> + 'static,
     ) -> Var {
         let requires_grad = inputs.iter().any(|&v| self.requires_grad(v));
-        self.nodes.push(Node {
+        self.record(Node {
             value,
             requires_grad,
             backward: requires_grad.then(|| Box::new(backward) as Backward),
-        });
-        Var(self.nodes.len() - 1)
+            op,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -154,5 +200,34 @@ impl Grads {
 
     pub fn take(&mut self, v: Var) -> Option<Tensor> {
         self.grads[v.0].take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_carry_their_op_and_a_timed_tape_their_forward_times() {
+        let x = Tensor::from_vec([2, 2], vec![1.0, -2.0, 3.0, -4.0]).unwrap();
+        for timed in [false, true] {
+            let mut t = if timed { Tape::timed() } else { Tape::new() };
+            let a = t.input(x.clone());
+            let w = t.param(x.clone());
+            let s = t.add(a, w).unwrap();
+            let r = t.relu(s).unwrap();
+            let ops: Vec<&str> = (0..t.len()).map(|i| t.op(i)).collect();
+            assert_eq!(ops, ["input", "param", "add", "relu"]);
+            assert_eq!(t.value(r).to_vec(), [2.0, 0.0, 6.0, 0.0]);
+            let times = t.forward_times();
+            if timed {
+                // One per node, and together no longer than the tape has existed.
+                assert_eq!(times.len(), t.len());
+                let (start, _) = t.clock.as_ref().unwrap();
+                assert!(times.iter().sum::<Duration>() <= start.elapsed());
+            } else {
+                assert!(times.is_empty());
+            }
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! Timing uses whole steps (forward, backward, optimiser) and reports the median. The
 //! per-layer table comes from one extra profiled step: each layer's forward is timed
 //! around its call, and each tape node's backward is attributed to the layer that recorded it.
+//! A layer that records several kinds of op (a residual block) gets one sub-row per op, from
+//! the timed tape's per-node forward times and the per-node backward times.
 
 use std::time::{Duration, Instant};
 
@@ -202,6 +204,37 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A layer's ops, when it records more than one kind (a residual block): per op name, in order
+/// of first appearance, how many nodes, and their forward and backward time. Leaves (the
+/// layer's parameters) are left out; the forward time of a node includes the layer's own code
+/// since the node before it.
+fn ops_of(
+    ops: &[&'static str],
+    fwd: &[Duration],
+    bwd: &[Duration],
+) -> Vec<(&'static str, usize, Duration, Duration)> {
+    let mut out: Vec<(&'static str, usize, Duration, Duration)> = Vec::new();
+    for (i, &op) in ops.iter().enumerate() {
+        if op == "param" || op == "input" {
+            continue;
+        }
+        let f = fwd.get(i).copied().unwrap_or_default();
+        match out.iter_mut().find(|r| r.0 == op) {
+            Some(r) => {
+                r.1 += 1;
+                r.2 += f;
+                r.3 += bwd[i];
+            }
+            None => out.push((op, 1, f, bwd[i])),
+        }
+    }
+    if out.len() > 1 {
+        out
+    } else {
+        Vec::new()
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -215,7 +248,7 @@ fn profile(
     median: Duration,
     peak: f64,
 ) -> anyhow::Result<()> {
-    let mut tape = Tape::new();
+    let mut tape = Tape::timed();
     let input = tape.input(x.clone());
     let mut ctx = nn::Ctx::new(&model.store, true, 7);
     let mut h = input;
@@ -250,6 +283,8 @@ fn profile(
         0.0,
         0.0,
     ));
+    let node_fwd = tape.forward_times();
+    let node_op: Vec<&'static str> = (0..tape.len()).map(|i| tape.op(i)).collect();
     let mut node_time = vec![Duration::ZERO; tape.len()];
     let mut grads = tape.backward_timed(loss, &mut |i, d| node_time[i] += d)?;
     let updates: Vec<_> = ctx
@@ -291,6 +326,14 @@ fn profile(
             rate(*ff, *fwd),
             rate(*bf, bwd)
         );
+        for (op, count, f, b) in ops_of(&node_op[*a..*b], &node_fwd[*a..*b], &node_time[*a..*b]) {
+            println!(
+                "    {:<28} {:>9.2} {:>9.2}",
+                format!("{op} x{count}"),
+                ms(f),
+                ms(b)
+            );
+        }
     }
     println!("  {:<30} {:>9.2} {:>9.2}", "total", ms(tf), ms(tb));
     let name = opt.describe();

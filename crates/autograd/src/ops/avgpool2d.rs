@@ -15,7 +15,7 @@ impl Tape {
     ) -> Result<Var> {
         let x_shape = self.value(x).shape().clone();
         let y = ops::avgpool2d(self.value(x), size, stride, padding)?;
-        Ok(self.push(y, &[x], move |dy, g| {
+        Ok(self.push("avgpool2d", y, &[x], move |dy, g| {
             g.add(
                 x,
                 ops::avgpool2d_backward(&x_shape, dy, size, stride, padding)?,
@@ -27,7 +27,7 @@ impl Tape {
     pub fn global_avgpool(&mut self, x: Var) -> Result<Var> {
         let x_shape = self.value(x).shape().clone();
         let y = ops::global_avgpool(self.value(x))?;
-        Ok(self.push(y, &[x], move |dy, g| {
+        Ok(self.push("global_avgpool", y, &[x], move |dy, g| {
             g.add(x, ops::global_avgpool_backward(&x_shape, dy)?)
         }))
     }

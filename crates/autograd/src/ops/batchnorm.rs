@@ -20,7 +20,7 @@ impl Tape {
         let (xt, gt) = (self.value(x).clone(), self.value(gamma).clone());
         let (y, mean, var) = ops::batchnorm_train(&xt, &gt, self.value(beta), eps)?;
         let (m, v) = (mean.clone(), var.clone());
-        let out = self.push(y, &[x, gamma, beta], move |dy, g| {
+        let out = self.push("batchnorm", y, &[x, gamma, beta], move |dy, g| {
             let (dx, dgamma, dbeta) = ops::batchnorm_backward(&xt, dy, &gt, &m, &v, eps)?;
             g.add(x, dx)?;
             g.add(gamma, dgamma)?;
@@ -42,7 +42,7 @@ impl Tape {
         eps: f32,
     ) -> Result<Var> {
         let y = ops::batchnorm_infer(self.value(x), gamma, beta, mean, var, eps)?;
-        Ok(self.push(y, &[x], |_, _| {
+        Ok(self.push("batchnorm_infer", y, &[x], |_, _| {
             Err(tensor::TensorError::argument(
                 "batchnorm_infer",
                 "inference-mode batch normalisation has no backward; train in training mode",

@@ -8,7 +8,7 @@ use crate::{Tape, Var};
 impl Tape {
     pub fn bias_add(&mut self, x: Var, b: Var) -> Result<Var> {
         let y = ops::bias_add(self.value(x), self.value(b))?;
-        Ok(self.push(y, &[x, b], move |dy, g| {
+        Ok(self.push("bias_add", y, &[x, b], move |dy, g| {
             if g.wants(x) {
                 g.add(x, dy.clone())?;
             }

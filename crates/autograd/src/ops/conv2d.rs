@@ -23,7 +23,7 @@ impl Tape {
         let y = ops::conv2d(&xt, &wt, b.map(|b| self.value(b)), stride, padding, relu)?;
         let inputs: Vec<Var> = [x, w].into_iter().chain(b).collect();
         let yt = relu.then(|| y.clone());
-        Ok(self.push(y, &inputs, move |dy, g| {
+        Ok(self.push("conv2d", y, &inputs, move |dy, g| {
             let masked;
             let dy = match &yt {
                 Some(y) => {

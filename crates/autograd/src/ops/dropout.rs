@@ -9,7 +9,7 @@ impl Tape {
     /// `1/(1-p)`. Use only in training; at inference dropout is the identity.
     pub fn dropout(&mut self, x: Var, p: f32, seed: u32) -> Result<Var> {
         let (y, mask) = ops::dropout(self.value(x), p, seed)?;
-        Ok(self.push(y, &[x], move |dy, g| {
+        Ok(self.push("dropout", y, &[x], move |dy, g| {
             g.add(x, ops::dropout_backward(dy, &mask)?)
         }))
     }

@@ -8,7 +8,7 @@ use crate::{Tape, Var};
 impl Tape {
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
         let y = ops::add(self.value(a), self.value(b))?;
-        Ok(self.push(y, &[a, b], move |dy, g| {
+        Ok(self.push("add", y, &[a, b], move |dy, g| {
             g.add(a, dy.clone())?;
             g.add(b, dy.clone())
         }))

@@ -11,7 +11,7 @@ impl Tape {
     pub fn gemm(&mut self, x: Var, w: Var) -> Result<Var> {
         let (xt, wt) = (self.value(x).clone(), self.value(w).clone());
         let y = ops::gemm(&xt, Transpose::No, &wt, Transpose::No)?;
-        Ok(self.push(y, &[x, w], move |dy, g| {
+        Ok(self.push("gemm", y, &[x, w], move |dy, g| {
             if g.wants(x) {
                 g.add(x, ops::gemm(dy, Transpose::No, &wt, Transpose::Yes)?)?;
             }

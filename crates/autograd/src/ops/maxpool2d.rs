@@ -15,7 +15,7 @@ impl Tape {
     ) -> Result<Var> {
         let xt = self.value(x).clone();
         let y = ops::maxpool2d(&xt, size, stride, padding)?;
-        Ok(self.push(y, &[x], move |dy, g| {
+        Ok(self.push("maxpool2d", y, &[x], move |dy, g| {
             g.add(x, ops::maxpool2d_backward(&xt, dy, size, stride, padding)?)
         }))
     }

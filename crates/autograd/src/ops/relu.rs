@@ -8,6 +8,8 @@ impl Tape {
     pub fn relu(&mut self, x: Var) -> Result<Var> {
         let y = ops::relu(self.value(x))?;
         let yt = y.clone();
-        Ok(self.push(y, &[x], move |dy, g| g.add(x, ops::relu_backward(&yt, dy)?)))
+        Ok(self.push("relu", y, &[x], move |dy, g| {
+            g.add(x, ops::relu_backward(&yt, dy)?)
+        }))
     }
 }

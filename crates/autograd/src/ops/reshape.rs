@@ -8,7 +8,9 @@ impl Tape {
     pub fn reshape(&mut self, x: Var, shape: impl Into<Shape>) -> Result<Var> {
         let x_shape = self.value(x).shape().clone();
         let y = self.value(x).reshape(shape)?;
-        Ok(self.push(y, &[x], move |dy, g| g.add(x, dy.reshape(x_shape)?)))
+        Ok(self.push("reshape", y, &[x], move |dy, g| {
+            g.add(x, dy.reshape(x_shape)?)
+        }))
     }
 
     /// `[n, d1, d2, ...] -> [n, d1 * d2 * ...]`; NHWC order, as Keras' `Flatten`.

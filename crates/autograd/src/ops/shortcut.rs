@@ -16,7 +16,7 @@ impl Tape {
     ) -> Result<Var> {
         let x_dims = self.value(x).dims().to_vec();
         let y = ops::subsample_pad(self.value(x), stride, pad_before, pad_after)?;
-        Ok(self.push(y, &[x], move |dy, g| {
+        Ok(self.push("subsample_pad", y, &[x], move |dy, g| {
             g.add(
                 x,
                 ops::subsample_pad_backward(dy, &x_dims, stride, pad_before)?,

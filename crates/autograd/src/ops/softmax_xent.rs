@@ -13,7 +13,7 @@ impl Tape {
         let labels = labels.to_vec();
         // The upstream gradient `dl` of a loss is the CPU seed 1.0 from `backward`, so reading
         // it is free even when the logits live on the GPU.
-        Ok(self.push(loss, &[logits], move |dl, g| {
+        Ok(self.push("softmax_xent", loss, &[logits], move |dl, g| {
             g.add(
                 logits,
                 ops::softmax_xent_backward(&probs, &labels, dl.item()?)?,

@@ -21,11 +21,16 @@ impl Tape {
             .map(|(a, b)| *a as f64 * *b as f64)
             .sum();
         let c = c.clone();
-        Ok(self.push(Tensor::scalar(s as f32), &[x], move |dl, g| {
-            let scale = dl.item()?;
-            let mut dx = c.clone();
-            dx.data_mut().iter_mut().for_each(|v| *v *= scale);
-            g.add(x, dx)
-        }))
+        Ok(self.push(
+            "sum_product",
+            Tensor::scalar(s as f32),
+            &[x],
+            move |dl, g| {
+                let scale = dl.item()?;
+                let mut dx = c.clone();
+                dx.data_mut().iter_mut().for_each(|v| *v *= scale);
+                g.add(x, dx)
+            },
+        ))
     }
 }
