@@ -82,7 +82,7 @@ pub struct TrainArgs {
     /// models) Keras' ImageNet VGG16 notop weights exported to safetensors (see the README).
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
-    /// Where the run's files go (default: runs/<model>-<unix time>); must not hold a run yet.
+    /// Where the run's files go (default: runs/MODEL-UNIXTIME); must not hold a run yet.
     #[arg(long, conflicts_with = "resume")]
     pub run_dir: Option<PathBuf>,
     /// Where the step runs: a hardware GPU if there is one (auto), the CPU kernels, or the

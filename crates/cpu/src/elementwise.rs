@@ -8,10 +8,10 @@
 //!
 //! Why the fast versions are faster: these ops are memory-bound (one add per 8-12 bytes
 //! moved), so what counts is touching each byte once and keeping every core's memory stream
-//! busy. Slices longer than [`CHUNK`] are cut into blocks that rayon runs on all cores, each a
-//! plain `zip` the compiler vectorises; [`add`] writes the sum straight into its output in one
-//! pass, where "copy `a`, then add `b`" would read and write the output twice. Short slices
-//! (bias and per-channel gradients) stay on the calling thread.
+//! busy. Slices longer than `CHUNK` (64 KiB of f32) are cut into blocks that rayon runs on all
+//! cores, each a plain `zip` the compiler vectorises; [`add`] writes the sum straight into its
+//! output in one pass, where "copy `a`, then add `b`" would read and write the output twice.
+//! Short slices (bias and per-channel gradients) stay on the calling thread.
 
 use rayon::prelude::*;
 

@@ -45,7 +45,7 @@ pub fn read_python_batch(path: &Path) -> Result<Dataset, DataError> {
 
 /// Decodes a python-version batch already in memory. `path` is only used in error messages.
 ///
-/// Before `serde-pickle` sees the bytes, [`crate::pickle_scan::check`] refuses pickles that
+/// Before `serde-pickle` sees the bytes, `pickle_scan::check` refuses pickles that
 /// would overflow its stack (deep nesting) or make it allocate far more than the file's size
 /// (shared values repeated); see that module.
 pub fn parse_python_batch(path: &Path, bytes: &[u8]) -> Result<Dataset, DataError> {

@@ -13,7 +13,7 @@
 //! reused at once, even while the encoder that last used it is still open: later commands are
 //! ordered after earlier ones, and wgpu inserts the barriers between dispatches.
 //!
-//! [`Recorder`] takes the device and queue as arguments; [`crate::GpuContext`] owns it behind a
+//! `Recorder` takes the device and queue as arguments; [`crate::GpuContext`] owns it behind a
 //! mutex and is the only caller.
 
 use crate::buffer::GpuBuffer;
