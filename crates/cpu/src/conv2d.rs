@@ -291,39 +291,47 @@ fn with_scratch<R>(
 /// (matrixmultiply packs it per call).
 #[derive(Clone, Copy)]
 enum KernelMatrix<'a> {
+    /// Packed for [`gemm_packed`], the bias (if any) inside it.
     Packed(&'a PackedB),
-    Plain(Mat<'a>),
+    /// For [`gemm_serial`], with the bias (if any) to pre-fill C with.
+    Plain(Mat<'a>, Option<&'a [f32]>),
 }
 
 impl KernelMatrix<'_> {
-    /// `c[rows x n] = a[rows x k] · B + beta · c` for contiguous row-major `a` and `c`.
-    fn multiply(self, rows: usize, k: usize, n: usize, a: &[f32], beta: f32, c: &mut [f32]) {
+    /// `c[rows x n] = a[rows x k] · B (+ bias)` for contiguous row-major `a` and `c`.
+    fn multiply(self, rows: usize, k: usize, n: usize, a: &[f32], c: &mut [f32]) {
         match self {
+            // The bias is added in the micro-kernel's epilogue (`PackedB::set_bias`).
             KernelMatrix::Packed(pb) => {
-                gemm_packed::gemm_packed(rows, Mat::row_major(a, k), pb, beta, c, n)
+                gemm_packed::gemm_packed(rows, Mat::row_major(a, k), pb, 0.0, c, n)
             }
-            KernelMatrix::Plain(b) => gemm_serial(rows, k, n, Mat::row_major(a, k), b, beta, c),
+            KernelMatrix::Plain(b, bias) => {
+                let beta = init_with_bias(c, bias);
+                gemm_serial(rows, k, n, Mat::row_major(a, k), b, beta, c)
+            }
         }
     }
 }
 
 /// Runs `f` with the kernel matrix `b` (`k x n`, element `(p, j)` at `b[p * rs + j * cs]`)
-/// in the fastest form this CPU supports.
+/// and an optional bias per column, in the fastest form this CPU supports.
 fn with_kernel_matrix<R>(
     b: &[f32],
-    k: usize,
-    n: usize,
-    rs: usize,
-    cs: usize,
+    (k, n): (usize, usize),
+    (rs, cs): (usize, usize),
+    bias: Option<&[f32]>,
     f: impl FnOnce(KernelMatrix) -> R,
 ) -> R {
     if gemm_packed::available() {
         with_taken(&PACKED, |pb| {
             pb.pack(b, k, n, rs, cs);
+            if let Some(bias) = bias {
+                pb.set_bias(bias);
+            }
             f(KernelMatrix::Packed(pb))
         })
     } else {
-        f(KernelMatrix::Plain(Mat { data: b, rs, cs }))
+        f(KernelMatrix::Plain(Mat { data: b, rs, cs }, bias))
     }
 }
 
@@ -435,20 +443,19 @@ pub fn conv2d_forward(
     let imgs = images_per_task(d);
     let in_img = d.h * d.w * d.c_in;
     let out_img = d.out_pixels() * co;
-    with_kernel_matrix(w, k, co, co, 1, |wm| {
+    with_kernel_matrix(w, (k, co), (co, 1), bias, |wm| {
         y.par_chunks_mut(imgs * out_img)
             .zip(x.par_chunks(imgs * in_img))
             .for_each(|(yc, xc)| {
                 let nb = xc.len() / in_img;
                 let rows = nb * d.out_pixels();
-                let beta = init_with_bias(yc, bias);
                 if d.is_pointwise() {
                     // A 1x1 stride-1 convolution: the NHWC input is already the matrix.
-                    wm.multiply(rows, k, co, xc, beta, yc);
+                    wm.multiply(rows, k, co, xc, yc);
                 } else {
                     with_scratch(&COLS, rows * k, |cols| {
                         im2col(d, xc, nb, cols);
-                        wm.multiply(rows, k, co, cols, beta, yc);
+                        wm.multiply(rows, k, co, cols, yc);
                     });
                 }
                 if relu {
@@ -471,17 +478,17 @@ pub fn conv2d_backward_input(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f3
     let in_img = d.h * d.w * d.c_in;
     let out_img = d.out_pixels() * co;
     // wᵀ as a `c_out x k` matrix: element (p, j) is w[j * c_out + p].
-    with_kernel_matrix(w, co, k, 1, co, |wt| {
+    with_kernel_matrix(w, (co, k), (1, co), None, |wt| {
         dx.par_chunks_mut(imgs * in_img)
             .zip(dy.par_chunks(imgs * out_img))
             .for_each(|(dxc, dyc)| {
                 let nb = dxc.len() / in_img;
                 let rows = nb * d.out_pixels();
                 if d.is_pointwise() {
-                    wt.multiply(rows, co, k, dyc, 0.0, dxc);
+                    wt.multiply(rows, co, k, dyc, dxc);
                 } else {
                     with_scratch(&COLS, rows * k, |dcols| {
-                        wt.multiply(rows, co, k, dyc, 0.0, dcols);
+                        wt.multiply(rows, co, k, dyc, dcols);
                         dxc.fill(0.0);
                         col2im_add(d, dcols, nb, dxc);
                     });

@@ -125,6 +125,9 @@ pub struct PackedB {
     pub k: usize,
     pub n: usize,
     data: Vec<f32>,
+    /// A bias per column, zero padded to whole panels, added to every row of C on store
+    /// ([`PackedB::set_bias`]); empty for none.
+    bias: Vec<f32>,
 }
 
 impl PackedB {
@@ -133,6 +136,7 @@ impl PackedB {
         let panels = n.div_ceil(NR);
         self.k = k;
         self.n = n;
+        self.bias.clear();
         self.data.clear();
         self.data.resize(panels * k * NR, 0.0);
         if k == 0 || n == 0 {
@@ -147,6 +151,26 @@ impl PackedB {
                     *v = b[p * rs + (j0 + jj) * cs];
                 }
             }
+        }
+    }
+
+    /// Adds `bias[j]` to every element of column `j` of C on store, in the micro-kernel's
+    /// epilogue: `C = A · B + bias (+ C)`. A conv layer's bias then costs no pass of its own
+    /// (before, C was pre-filled with the bias row by row and the GEMM accumulated onto it).
+    /// Cleared by the next [`PackedB::pack`]. Panics unless `bias` has `n` values.
+    pub fn set_bias(&mut self, bias: &[f32]) {
+        assert_eq!(bias.len(), self.n, "set_bias: one value per column");
+        self.bias.clear();
+        self.bias.resize(self.n.div_ceil(NR) * NR, 0.0);
+        self.bias[..self.n].copy_from_slice(bias);
+    }
+
+    /// The padded bias from column `j` on, or null when there is none.
+    fn bias_from(&self, j: usize) -> *const f32 {
+        if self.bias.is_empty() {
+            std::ptr::null()
+        } else {
+            self.bias[j..].as_ptr()
         }
     }
 
@@ -252,6 +276,7 @@ mod avx2 {
                 }
                 let (m0, m1) = masks(width - jh);
                 let bp = b.panel(panel).as_ptr().add(jh);
+                let bias = b.bias_from(j0 + jh);
                 let mut i0 = 0;
                 while i0 < m {
                     let rows = MR.min(m - i0);
@@ -260,7 +285,7 @@ mod avx2 {
                     macro_rules! call {
                         ($($r:literal)*) => {
                             match rows {
-                                $($r => tile::<$r>(k, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, m0, m1),)*
+                                $($r => tile::<$r>(k, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, bias, m0, m1),)*
                                 _ => unreachable!(),
                             }
                         };
@@ -282,6 +307,7 @@ mod avx2 {
     /// - `c.add(r * ldc + j)` must be readable and writable for `r < R` and every column `j`
     ///   whose lane is set in `m0` (columns 0..8) or `m1` (columns 8..16), with no other
     ///   reference to those floats alive. No alignment is required.
+    /// - `bias` is null or readable for 16 floats.
     // A BLIS-style micro-kernel: raw pointers, strides and masks of one tile, inlined.
     #[allow(clippy::too_many_arguments)]
     #[inline]
@@ -294,6 +320,7 @@ mod avx2 {
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
+        bias: *const f32,
         m0: __m256i,
         m1: __m256i,
     ) {
@@ -310,6 +337,10 @@ mod avx2 {
         for (r, row) in acc.iter().enumerate() {
             let cr = c.add(r * ldc);
             let (mut lo, mut hi) = (row[0], row[1]);
+            if !bias.is_null() {
+                lo = _mm256_add_ps(lo, _mm256_loadu_ps(bias));
+                hi = _mm256_add_ps(hi, _mm256_loadu_ps(bias.add(8)));
+            }
             if accumulate {
                 lo = _mm256_add_ps(lo, _mm256_maskload_ps(cr, m0));
                 hi = _mm256_add_ps(hi, _mm256_maskload_ps(cr.add(8), m1));
@@ -361,8 +392,19 @@ mod avx512 {
             let width = NR.min(n - j0);
             let (mlo, mhi) = masks(width);
             let bp = b.panel(panel).as_ptr();
+            let bias = b.bias_from(j0);
             if width <= 16 {
-                narrow_panel(m, k, a, bp, c.as_mut_ptr().add(j0), ldc, accumulate, mlo);
+                narrow_panel(
+                    m,
+                    k,
+                    a,
+                    bp,
+                    c.as_mut_ptr().add(j0),
+                    ldc,
+                    accumulate,
+                    bias,
+                    mlo,
+                );
                 continue;
             }
             let mut i0 = 0;
@@ -373,7 +415,7 @@ mod avx512 {
                 macro_rules! call {
                     ($($r:literal)*) => {
                         match rows {
-                            $($r => tile::<$r>(k, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, mlo, mhi),)*
+                            $($r => tile::<$r>(k, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, bias, mlo, mhi),)*
                             _ => unreachable!(),
                         }
                     };
@@ -406,6 +448,7 @@ mod avx512 {
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
+        bias: *const f32,
         mlo: __mmask16,
     ) {
         let mut i0 = 0;
@@ -416,7 +459,7 @@ mod avx512 {
             macro_rules! call {
                 ($($r:literal)*) => {
                     match rows {
-                        $($r => narrow_tile::<$r>(k, ap, (a.rs, a.cs), bp, cp, ldc, accumulate, mlo),)*
+                        $($r => narrow_tile::<$r>(k, ap, (a.rs, a.cs), bp, cp, ldc, accumulate, bias, mlo),)*
                         _ => unreachable!(),
                     }
                 };
@@ -429,7 +472,8 @@ mod avx512 {
     /// One `R x 16` tile of C: `R` rows of A times the first 16 columns of a packed panel.
     ///
     /// # Safety
-    /// As [`tile`], with only the columns in `mlo` (0..16) touched in C.
+    /// As [`tile`], with only the columns in `mlo` (0..16) touched in C and `bias` null or
+    /// readable for 16 floats.
     // A BLIS-style micro-kernel: raw pointers, strides and mask of one tile, inlined.
     #[allow(clippy::too_many_arguments)]
     #[inline]
@@ -442,6 +486,7 @@ mod avx512 {
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
+        bias: *const f32,
         mlo: __mmask16,
     ) {
         let mut acc = [_mm512_setzero_ps(); R];
@@ -455,6 +500,9 @@ mod avx512 {
         for (r, row) in acc.iter().enumerate() {
             let cr = c.add(r * ldc);
             let mut v = *row;
+            if !bias.is_null() {
+                v = _mm512_add_ps(v, _mm512_loadu_ps(bias));
+            }
             if accumulate {
                 v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mlo, cr));
             }
@@ -471,6 +519,7 @@ mod avx512 {
     /// - `c.add(r * ldc + j)` must be readable and writable for `r < R` and every column `j`
     ///   whose lane is set in `mlo` (columns 0..16) or `mhi` (columns 16..32), with no other
     ///   reference to those floats alive. No alignment is required.
+    /// - `bias` is null or readable for 32 floats.
     // A BLIS-style micro-kernel: raw pointers, strides and masks of one tile, inlined.
     #[allow(clippy::too_many_arguments)]
     #[inline]
@@ -483,6 +532,7 @@ mod avx512 {
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
+        bias: *const f32,
         mlo: __mmask16,
         mhi: __mmask16,
     ) {
@@ -499,6 +549,10 @@ mod avx512 {
         for (r, row) in acc.iter().enumerate() {
             let cr = c.add(r * ldc);
             let (mut lo, mut hi) = (row[0], row[1]);
+            if !bias.is_null() {
+                lo = _mm512_add_ps(lo, _mm512_loadu_ps(bias));
+                hi = _mm512_add_ps(hi, _mm512_loadu_ps(bias.add(16)));
+            }
             if accumulate {
                 lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, cr));
                 hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, cr.add(16)));
@@ -595,6 +649,58 @@ mod tests {
                         c0[i * ldc + n..i * ldc + ldc]
                     );
                 }
+            }
+        }
+    }
+
+    /// A bias set on the packed B is added to every row of C, on both kernels, for widths
+    /// that end a panel in each half and in the narrow tiles; `pack` clears it.
+    #[test]
+    fn bias_in_the_epilogue_matches_reference_plus_bias() {
+        for kernel in kernels() {
+            let mut pb = PackedB::default();
+            for &(m, k, n) in &[
+                (17, 9, 16),
+                (30, 27, 32),
+                (5, 4, 7),
+                (29, 12, 45),
+                (3, 2, 70),
+            ] {
+                let (a, b) = (random_vec(m * k, 1), random_vec(k * n, 2));
+                let bias = random_vec(n, 3);
+                let mut want = vec![0.0; m * n];
+                gemm_reference(
+                    m,
+                    k,
+                    n,
+                    Mat::row_major(&a, k),
+                    Mat::row_major(&b, n),
+                    0.0,
+                    &mut want,
+                );
+                for (i, v) in want.iter_mut().enumerate() {
+                    *v += bias[i % n];
+                }
+                pb.pack(&b, k, n, n, 1);
+                pb.set_bias(&bias);
+                let mut c = vec![f32::NAN; m * n];
+                gemm_packed_with(kernel, m, Mat::row_major(&a, k), &pb, 0.0, &mut c, n);
+                let what = format!("{kernel:?} {m}x{k}x{n} + bias");
+                assert_close(&c, &want, 1e-5, &what);
+                // Packing again clears the bias.
+                pb.pack(&b, k, n, n, 1);
+                gemm_packed_with(kernel, m, Mat::row_major(&a, k), &pb, 0.0, &mut c, n);
+                let mut plain = vec![0.0; m * n];
+                gemm_reference(
+                    m,
+                    k,
+                    n,
+                    Mat::row_major(&a, k),
+                    Mat::row_major(&b, n),
+                    0.0,
+                    &mut plain,
+                );
+                assert_close(&c, &plain, 1e-5, &format!("{what}, then packed again"));
             }
         }
     }
