@@ -99,7 +99,7 @@ impl Conv2dDims {
     /// stride 1 with symmetric padding (an odd kernel under `Same`, or a 1x1 under `Valid`).
     /// Then `dx[iy][ix][ci] = sum dy[iy + ky - pad][ix + kx - pad][co] * w'[ky][kx][co][ci]`
     /// with `w'` the kernel rotated by 180 degrees and its channel axes swapped
-    /// (`rotated_kernel`): a convolution of `dy` with `c_out` inputs and `c_in` outputs and
+    /// (`rotate_kernel`): a convolution of `dy` with `c_out` inputs and `c_in` outputs and
     /// the same padding. `None` for pointwise layers, whose input gradient is one GEMM already.
     pub fn input_gradient_as_forward(&self) -> Option<Conv2dDims> {
         let symmetric = self.kh == 2 * self.pad_top + 1 && self.kw == 2 * self.pad_left + 1;
@@ -260,6 +260,8 @@ thread_local! {
     static PACKED: Cell<PackedB> = Cell::new(PackedB::default());
     /// A task's packed chunk of `dy`, for the weight gradient.
     static PACKED_DY: Cell<PackedB> = Cell::new(PackedB::default());
+    /// The rotated kernel of an input gradient taken as a forward convolution.
+    static ROTATED: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// Runs `f` on this thread's cached value from `slot`, taken out for the call (a fresh default
@@ -471,7 +473,10 @@ pub fn conv2d_backward_input(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f3
     if let Some(t) = d.input_gradient_as_forward() {
         // A forward convolution of dy: one GEMM straight into dx, where the path below makes
         // a k-times larger dcols matrix (K = c_out, often just 16) and scatters it back.
-        return conv2d_forward(&t, dy, &rotated_kernel(d, w), None, false, dx);
+        return with_scratch(&ROTATED, w.len(), |r| {
+            rotate_kernel(d, w, r);
+            conv2d_forward(&t, dy, r, None, false, dx)
+        });
     }
     let (k, co) = (d.patch_len(), d.c_out);
     let imgs = images_per_task(d);
@@ -498,10 +503,10 @@ pub fn conv2d_backward_input(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f3
 }
 
 /// The kernel for [`Conv2dDims::input_gradient_as_forward`]: `w` (HWIO, `kh x kw x c_in x
-/// c_out`) rotated by 180 degrees with its channel axes swapped, `kh x kw x c_out x c_in`.
-fn rotated_kernel(d: &Conv2dDims, w: &[f32]) -> Vec<f32> {
+/// c_out`) rotated by 180 degrees with its channel axes swapped, written to `r` as
+/// `kh x kw x c_out x c_in`.
+fn rotate_kernel(d: &Conv2dDims, w: &[f32], r: &mut [f32]) {
     let (kh, kw, ci, co) = (d.kh, d.kw, d.c_in, d.c_out);
-    let mut r = vec![0.0; w.len()];
     for ky in 0..kh {
         for kx in 0..kw {
             let src = &w[((kh - 1 - ky) * kw + (kw - 1 - kx)) * ci * co..][..ci * co];
@@ -513,7 +518,6 @@ fn rotated_kernel(d: &Conv2dDims, w: &[f32]) -> Vec<f32> {
             }
         }
     }
-    r
 }
 
 /// Weight gradient: `dw = Σ_chunks colsᵀ · dy`. `dw` is overwritten.
