@@ -3,10 +3,11 @@
 //! GPU adapter (group `conv2d_gpu`), in GFLOP/s. Every variant is checked against another
 //! before it is timed.
 //!
-//! CPU: the reference at batch 8 (too slow for 64 to be pleasant), then im2col + GEMM at the
-//! training batch of 64 with each GEMM under it: version 2 (matrixmultiply) and version 4
-//! with each micro-kernel this CPU runs (the others are skipped, with a line saying so). Each
-//! is validated against the reference at batch 8 first. GPU: batch 8 on a software adapter (lavapipe),
+//! CPU, by [`ConvVariant`]: 1, the reference at batch 8 (too slow for 64 to be pleasant);
+//! then at the training batch of 64, 2, im2col + GEMM with each GEMM under it (version 2,
+//! matrixmultiply, and version 4 with each micro-kernel this CPU runs), and 3, direct on each
+//! version-4 micro-kernel. Kernels this CPU cannot run are skipped, with a line saying so.
+//! Each is validated against the reference at batch 8 first. GPU: batch 8 on a software adapter (lavapipe),
 //! 64 on a hardware one; each timed batch of iterations is recorded into one encoder and the
 //! clock stops when the GPU has finished.
 //! Run: `cargo bench --bench conv2d` (or `-- conv2d_gpu` for the GPU group alone; a build
@@ -45,24 +46,27 @@ fn bench(c: &mut Criterion) {
         g.warm_up_time(std::time::Duration::from_millis(300));
         for (name, h, ci, co, stride) in LAYERS {
             // The reference at batch 8 (it is slow), then im2col + each GEMM under it at 64.
-            for (variant, n, gemm) in [
-                ("1_reference", 8, None),
-                ("2_im2col_matrixmultiply", 64, Some(None)),
-                ("4_im2col_packed_avx512", 64, Some(Some(Kernel::Avx512))),
-                ("4_im2col_packed_avx2", 64, Some(Some(Kernel::Avx2Fma))),
+            let (v4_512, v4_avx2) = (Some(Kernel::Avx512), Some(Kernel::Avx2Fma));
+            for (variant, n, gemm, conv) in [
+                ("1_reference", 8, None, ConvVariant::Reference),
+                ("2_im2col_matrixmultiply", 64, None, ConvVariant::Im2col),
+                ("2_im2col_avx512", 64, v4_512, ConvVariant::Im2col),
+                ("2_im2col_avx2", 64, v4_avx2, ConvVariant::Im2col),
+                ("3_direct_avx512", 64, v4_512, ConvVariant::Direct),
+                ("3_direct_avx2", 64, v4_avx2, ConvVariant::Direct),
             ] {
-                if let Some(g) = gemm {
-                    if let Err(e) = gemm_packed::choose(Some(g)) {
-                        eprintln!("skipped: {variant}: {e}");
-                        continue;
-                    }
+                let chosen = gemm_packed::choose(Some(gemm))
+                    .and_then(|()| choose_variant(Some(conv)));
+                if let Err(e) = chosen {
+                    eprintln!("skipped: {variant}: {e}");
+                    continue;
                 }
                 let d = Conv2dDims::new(n, h, h, ci, 3, 3, co, stride, Padding::Same).unwrap();
                 let x = data(d.input_len(), 1);
                 let w = data(d.weight_len(), 2);
                 let dy = data(d.output_len(), 3);
                 let mut out = vec![0.0; d.input_len().max(d.output_len()).max(d.weight_len())];
-                let fast = variant != "1_reference";
+                let fast = conv != ConvVariant::Reference;
                 // Validate the fast variant, with its GEMM, against the reference at batch 8
                 // on this layer's shape before timing it.
                 if fast {
@@ -129,6 +133,7 @@ fn bench(c: &mut Criterion) {
         g.finish();
     }
     gemm_packed::choose(None).expect("the default is always available");
+    choose_variant(None).expect("the default is always available");
 }
 
 /// The WGSL variants: the direct kernel (forward only) and im2col + each GEMM kernel.

@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// micro-kernel.
     #[arg(long, value_enum, default_value_t = GemmFlag::Auto)]
     pub gemm: GemmFlag,
+    /// The CPU convolution algorithm: auto (direct where a version-4 GEMM kernel is active,
+    /// else im2col), reference (the plain loops; slow), im2col (+ the GEMM above), or direct
+    /// (the version-4 micro-kernels reading a zero-padded image, no im2col).
+    #[arg(long, value_enum, default_value_t = ConvFlag::Auto)]
+    pub conv: ConvFlag,
     /// Print one JSON object (model, batch_size, median_ms, images_per_sec, ...) and nothing else.
     #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
@@ -60,6 +65,18 @@ pub enum GemmFlag {
     Avx512,
     /// Version 4, 6 x 16 AVX2 + FMA micro-kernel.
     Avx2,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvFlag {
+    /// Direct where a version-4 GEMM kernel is active, else im2col.
+    Auto,
+    /// The plain loops of the definition (slow: for comparison only).
+    Reference,
+    /// im2col + GEMM.
+    Im2col,
+    /// Direct: no im2col matrix (needs a version-4 GEMM kernel).
+    Direct,
 }
 
 /// The largest batch `bench` makes up: its random input must fit in memory, with room for the
@@ -102,6 +119,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         GemmFlag::Avx2 => Some(Some(Kernel::Avx2Fma)),
     })
     .map_err(|e| anyhow::anyhow!("--gemm: {e}"))?;
+    use cpu::conv2d::{self, ConvVariant};
+    conv2d::choose_variant(match args.conv {
+        ConvFlag::Auto => None,
+        ConvFlag::Reference => Some(ConvVariant::Reference),
+        ConvFlag::Im2col => Some(ConvVariant::Im2col),
+        ConvFlag::Direct => Some(ConvVariant::Direct),
+    })
+    .map_err(|e| anyhow::anyhow!("--conv direct: {e}"))?;
     let (device, line) = crate::device::select(args.device)?;
     info!("{line}");
     if !device.is_gpu() {
@@ -235,6 +260,34 @@ fn ops_of(
     }
 }
 
+/// The CPU convolution variants a layer runs (`direct avx512`, `im2col matrixmultiply`, ...),
+/// each named once, in order; a strided layer's input gradient is always im2col's.
+fn conv_variants(
+    layer: &dyn nn::Layer,
+    store: &nn::ParamStore,
+    n: usize,
+    input: &[usize],
+) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for d in layer.convolutions(store, n, input) {
+        use cpu::conv2d::ConvVariant;
+        let mut here = vec![ConvVariant::describe(&d)];
+        let strided_dx = d.input_gradient_as_forward().is_none() && !d.is_pointwise();
+        if strided_dx && ConvVariant::for_dims(&d) != ConvVariant::Reference {
+            here.push(format!(
+                "im2col {} (dx)",
+                cpu::gemm_packed::active().map_or("matrixmultiply", |k| k.name())
+            ));
+        }
+        for v in here {
+            if !names.contains(&v) {
+                names.push(v);
+            }
+        }
+    }
+    names.join(", ")
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -253,9 +306,12 @@ fn profile(
     let mut ctx = nn::Ctx::new(&model.store, true, 7);
     let mut h = input;
     let batch = x.dims()[0] as f64;
-    // (name, forward time, first node, end node, forward and backward FLOPs)
-    let mut rows: Vec<(String, Duration, usize, usize, f64, f64)> = Vec::new();
+    // (name, forward time, first node, end node, forward and backward FLOPs, conv variant)
+    let mut rows: Vec<(String, Duration, usize, usize, f64, f64, String)> = Vec::new();
+    let mut shape = model.input_shape().to_vec();
     for (i, layer) in model.layers().iter().enumerate() {
+        let variant = conv_variants(layer.as_ref(), &model.store, x.dims()[0], &shape);
+        shape = layer.output_shape().to_vec();
         let (fwd_flops, trainable) = model.layer_flops(i);
         // Backward: the input gradient (skipped for the first layer, whose input needs none)
         // and, for trainable kernels, the weight gradient; each costs the forward's FLOPs.
@@ -270,6 +326,7 @@ fn profile(
             tape.len(),
             fwd_flops as f64 * batch,
             (fwd_flops as f64) * batch * bwd_passes as f64,
+            variant,
         ));
     }
     let first = tape.len();
@@ -282,6 +339,7 @@ fn profile(
         tape.len(),
         0.0,
         0.0,
+        String::new(),
     ));
     let node_fwd = tape.forward_times();
     let node_op: Vec<&'static str> = (0..tape.len()).map(|i| tape.op(i)).collect();
@@ -302,8 +360,8 @@ fn profile(
         x.dims()[0]
     );
     println!(
-        "  {:<30} {:>9} {:>9} {:>13} {:>13}",
-        "layer", "fwd ms", "bwd ms", "fwd GFLOP/s", "bwd GFLOP/s"
+        "  {:<30} {:>9} {:>9} {:>13} {:>13}  {}",
+        "layer", "fwd ms", "bwd ms", "fwd GFLOP/s", "bwd GFLOP/s", "conv variant"
     );
     let rate = |flops: f64, d: Duration| {
         if flops == 0.0 || d.is_zero() {
@@ -314,13 +372,13 @@ fn profile(
         }
     };
     let (mut tf, mut tb) = (Duration::ZERO, Duration::ZERO);
-    for (name, fwd, a, b, ff, bf) in &rows {
+    for (name, fwd, a, b, ff, bf, variant) in &rows {
         // Parameter leaves are recorded inside a layer's span too; they have no backward.
         let bwd: Duration = node_time[*a..*b].iter().sum();
         tf += *fwd;
         tb += bwd;
         println!(
-            "  {name:<30} {:>9.2} {:>9.2} {:>13} {:>13}",
+            "  {name:<30} {:>9.2} {:>9.2} {:>13} {:>13}  {variant}",
             ms(*fwd),
             ms(bwd),
             rate(*ff, *fwd),

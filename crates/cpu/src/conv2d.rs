@@ -33,10 +33,12 @@
 //!      own partial `dw`, and the partials are added at the end (no locks, deterministic).
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
+use crate::conv2d_direct::{conv2d_backward_weight_direct, conv2d_forward_direct};
 use crate::gemm::{gemm, gemm_serial, Mat};
 use crate::gemm_packed::{self, PackedB};
 use crate::padding::{input_coord, window};
@@ -149,7 +151,7 @@ impl Conv2dDims {
     fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
         input_coord(ox, kx, self.stride, self.pad_left, self.w)
     }
-    fn check(&self, x: usize, w: usize, y: usize) {
+    pub(crate) fn check(&self, x: usize, w: usize, y: usize) {
         assert_eq!(x, self.input_len(), "conv2d: input length");
         assert_eq!(w, self.weight_len(), "conv2d: weight length");
         assert_eq!(y, self.output_len(), "conv2d: output length");
@@ -243,6 +245,134 @@ pub fn conv2d_backward_weight_reference(d: &Conv2dDims, x: &[f32], dy: &[f32], d
 }
 
 // ---------------------------------------------------------------------------------------------
+// The variants, and the entry points that run the chosen one.
+
+/// A CPU convolution algorithm, numbered as `cargo bench --bench conv2d` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvVariant {
+    /// 1: the loops of the definition (`conv2d_*_reference`): the specification, slow.
+    Reference,
+    /// 2: im2col + GEMM (`conv2d_*_im2col`): version 4 when a micro-kernel of it is active
+    /// ([`gemm_packed::active`]), else version 2 (matrixmultiply).
+    Im2col,
+    /// 3: direct (`crate::conv2d_direct`): the version-4 micro-kernels read the receptive
+    /// fields from a zero-padded copy of each image, no im2col matrix. Needs a version-4
+    /// kernel; a pointwise layer (no windows to gather) runs as im2col's single GEMM.
+    Direct,
+}
+
+/// The variant chosen for the process: 0 = automatic, else 1 + the index in `ALL`.
+static CONV_CHOICE: AtomicU8 = AtomicU8::new(0);
+
+impl ConvVariant {
+    pub const ALL: [ConvVariant; 3] = [
+        ConvVariant::Reference,
+        ConvVariant::Im2col,
+        ConvVariant::Direct,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvVariant::Reference => "reference",
+            ConvVariant::Im2col => "im2col",
+            ConvVariant::Direct => "direct",
+        }
+    }
+
+    /// The variant that runs `d`'s forward pass and weight gradient now: the chosen one
+    /// ([`choose_variant`]) or, by default, direct where a version-4 kernel is active and
+    /// the layer has windows to gather, im2col otherwise.
+    pub fn for_dims(d: &Conv2dDims) -> ConvVariant {
+        let direct_runs = gemm_packed::available() && !d.is_pointwise();
+        match CONV_CHOICE.load(Ordering::Relaxed) {
+            1 => ConvVariant::Reference,
+            2 => ConvVariant::Im2col,
+            _ if direct_runs => ConvVariant::Direct,
+            _ => ConvVariant::Im2col,
+        }
+    }
+
+    /// How `bench` names what runs for `d`: the variant and the GEMM under it.
+    pub fn describe(d: &Conv2dDims) -> String {
+        let gemm = gemm_packed::active().map_or("matrixmultiply", |k| k.name());
+        match ConvVariant::for_dims(d) {
+            ConvVariant::Reference => "reference".into(),
+            v => format!("{} {gemm}", v.name()),
+        }
+    }
+}
+
+/// Chooses the variant every convolution uses from now on (`None`: automatic, see
+/// [`ConvVariant::for_dims`]), for benchmarks. Direct needs a version-4 kernel to be active:
+/// choose the GEMM first.
+pub fn choose_variant(choice: Option<ConvVariant>) -> Result<(), String> {
+    if choice == Some(ConvVariant::Direct) && !gemm_packed::available() {
+        return Err("the direct variant runs on the version-4 GEMM kernels (AVX-512F or AVX2 + FMA), and none is active".into());
+    }
+    let code = match choice {
+        None => 0,
+        Some(v) => 1 + ConvVariant::ALL.iter().position(|&a| a == v).unwrap_or(0) as u8,
+    };
+    CONV_CHOICE.store(code, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Forward pass with the variant for `d` ([`ConvVariant::for_dims`]): `y = conv(x, w) +
+/// bias`, and `max(y, 0)` with `relu`. `y` is overwritten.
+pub fn conv2d_forward(
+    d: &Conv2dDims,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
+    match (ConvVariant::for_dims(d), gemm_packed::active()) {
+        (ConvVariant::Reference, _) => {
+            conv2d_forward_reference(d, x, w, bias, y);
+            if relu {
+                y.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+        }
+        (ConvVariant::Direct, Some(kernel)) => {
+            conv2d_forward_direct(kernel, d, x, w, bias, relu, y)
+        }
+        _ => conv2d_forward_im2col(d, x, w, bias, relu, y),
+    }
+}
+
+/// Input gradient with the variant for `d`. A stride-1, symmetrically padded layer's input
+/// gradient is a forward convolution of `dy` (see [`Conv2dDims::input_gradient_as_forward`])
+/// and runs as one, with the variant for that convolution; strided layers run im2col's
+/// `dcols = dy · wᵀ` and col2im. `dx` is overwritten.
+pub fn conv2d_backward_input(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    if ConvVariant::for_dims(d) == ConvVariant::Reference {
+        return conv2d_backward_input_reference(d, dy, w, dx);
+    }
+    if let Some(t) = d.input_gradient_as_forward() {
+        d.check(dx.len(), w.len(), dy.len());
+        // A forward convolution of dy: straight into dx, where im2col's path makes a
+        // k-times larger dcols matrix (K = c_out, often just 16) and scatters it back.
+        return with_scratch(&ROTATED, w.len(), |r| {
+            rotate_kernel(d, w, r);
+            conv2d_forward(&t, dy, r, None, false, dx)
+        });
+    }
+    conv2d_backward_input_im2col(d, dy, w, dx)
+}
+
+/// Weight gradient with the variant for `d`. `dw` is overwritten.
+pub fn conv2d_backward_weight(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    match (ConvVariant::for_dims(d), gemm_packed::active()) {
+        (ConvVariant::Reference, _) => conv2d_backward_weight_reference(d, x, dy, dw),
+        (ConvVariant::Direct, Some(kernel)) => {
+            conv2d_backward_weight_direct(kernel, d, x, dy, dw)
+        }
+        _ => conv2d_backward_weight_im2col(d, x, dy, dw),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Version 2: im2col + GEMM, parallel over chunks of images.
 
 // Scratch space. Each thread keeps the buffers of its last call in thread-locals, so a
@@ -267,7 +397,7 @@ thread_local! {
 /// Runs `f` on this thread's cached value from `slot`, taken out for the call (a fresh default
 /// if a call further up this thread's stack holds it), then puts it back for the next call.
 /// Nothing stays borrowed while `f` runs, so `f` may run parallel loops that re-enter conv2d.
-fn with_taken<T: Default, R>(slot: &'static LocalKey<Cell<T>>, f: impl FnOnce(&mut T) -> R) -> R {
+pub(crate) fn with_taken<T: Default, R>(slot: &'static LocalKey<Cell<T>>, f: impl FnOnce(&mut T) -> R) -> R {
     let mut value = slot.take();
     let result = f(&mut value);
     slot.set(value);
@@ -275,7 +405,7 @@ fn with_taken<T: Default, R>(slot: &'static LocalKey<Cell<T>>, f: impl FnOnce(&m
 }
 
 /// Runs `f` with a scratch slice of `len` floats from `slot` (contents unspecified).
-fn with_scratch<R>(
+pub(crate) fn with_scratch<R>(
     slot: &'static LocalKey<Cell<Vec<f32>>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
@@ -429,7 +559,7 @@ fn init_with_bias(y: &mut [f32], bias: Option<&[f32]>) -> f32 {
 /// With `relu`, each chunk's output is clamped at zero right after its GEMM, while it is
 /// still in cache: the same result as a separate ReLU pass, without reading and writing the
 /// whole activation tensor again.
-pub fn conv2d_forward(
+pub fn conv2d_forward_im2col(
     d: &Conv2dDims,
     x: &[f32],
     w: &[f32],
@@ -468,16 +598,9 @@ pub fn conv2d_forward(
 }
 
 /// Input gradient: `dcols = dy · wᵀ` per chunk, then col2im. `dx` is overwritten.
-pub fn conv2d_backward_input(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+/// (Stride-1 symmetrically padded layers take [`conv2d_backward_input`]'s forward path.)
+pub fn conv2d_backward_input_im2col(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     d.check(dx.len(), w.len(), dy.len());
-    if let Some(t) = d.input_gradient_as_forward() {
-        // A forward convolution of dy: one GEMM straight into dx, where the path below makes
-        // a k-times larger dcols matrix (K = c_out, often just 16) and scatters it back.
-        return with_scratch(&ROTATED, w.len(), |r| {
-            rotate_kernel(d, w, r);
-            conv2d_forward(&t, dy, r, None, false, dx)
-        });
-    }
     let (k, co) = (d.patch_len(), d.c_out);
     let imgs = images_per_task(d);
     let in_img = d.h * d.w * d.c_in;
@@ -525,7 +648,7 @@ fn rotate_kernel(d: &Conv2dDims, w: &[f32], r: &mut [f32]) {
 /// The batch is split into one contiguous range of images per thread; each range accumulates
 /// into its own partial `dw` (chunk by chunk, reusing one im2col buffer), then the partials are
 /// summed. The sum order is fixed, so the result does not depend on scheduling.
-pub fn conv2d_backward_weight(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+pub fn conv2d_backward_weight_im2col(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     d.check(x.len(), dw.len(), dy.len());
     let (k, co) = (d.patch_len(), d.c_out);
     if d.is_pointwise() {
@@ -580,7 +703,7 @@ pub fn conv2d_backward_weight(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f
 }
 
 /// `out[i] = Σ_r partials[r * len + i]`, parallel over blocks of `out`.
-fn sum_partials(partials: &[f32], ranges: usize, out: &mut [f32]) {
+pub(crate) fn sum_partials(partials: &[f32], ranges: usize, out: &mut [f32]) {
     let len = out.len();
     const BLOCK: usize = 4096;
     out.par_chunks_mut(BLOCK).enumerate().for_each(|(blk, o)| {
@@ -627,6 +750,9 @@ mod tests {
         v
     }
 
+    type ForwardFn = fn(&Conv2dDims, &[f32], &[f32], Option<&[f32]>, bool, &mut [f32]);
+    type BackwardFn = fn(&Conv2dDims, &[f32], &[f32], &mut [f32]);
+
     /// The fast forward (with and without bias, with and without the fused ReLU) against the
     /// reference on `d`, inputs drawn from `seed`.
     fn check_forward(d: &Conv2dDims, seed: u64) {
@@ -636,14 +762,20 @@ mod tests {
         for b in [None, Some(bias.as_slice())] {
             let mut want = vec![f32::NAN; d.output_len()];
             conv2d_forward_reference(d, &x, &w, b, &mut want);
-            let mut got = vec![f32::NAN; d.output_len()];
-            conv2d_forward(d, &x, &w, b, false, &mut got);
-            let what = format!("forward {d:?} bias={}", b.is_some());
-            assert_close(&got, &want, 1e-5, &what);
-            // The fused ReLU equals ReLU applied to the reference output.
-            want.iter_mut().for_each(|v| *v = v.max(0.0));
-            conv2d_forward(d, &x, &w, b, true, &mut got);
-            assert_close(&got, &want, 1e-5, &format!("{what} + relu"));
+            let relu_want: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
+            // The entry point (direct where a version-4 kernel runs) and im2col.
+            for (name, f) in [
+                ("default", conv2d_forward as ForwardFn),
+                ("im2col", conv2d_forward_im2col),
+            ] {
+                let mut got = vec![f32::NAN; d.output_len()];
+                f(d, &x, &w, b, false, &mut got);
+                let what = format!("{name} forward {d:?} bias={}", b.is_some());
+                assert_close(&got, &want, 1e-5, &what);
+                // The fused ReLU equals ReLU applied to the reference output.
+                f(d, &x, &w, b, true, &mut got);
+                assert_close(&got, &relu_want, 1e-5, &format!("{what} + relu"));
+            }
         }
     }
 
@@ -652,9 +784,14 @@ mod tests {
         let w = random_vec(d.weight_len(), 50 + seed);
         let mut want = vec![f32::NAN; d.input_len()];
         conv2d_backward_input_reference(d, &dy, &w, &mut want);
-        let mut got = vec![f32::NAN; d.input_len()];
-        conv2d_backward_input(d, &dy, &w, &mut got);
-        assert_close(&got, &want, 1e-5, &format!("backward input {d:?}"));
+        for (name, f) in [
+            ("default", conv2d_backward_input as BackwardFn),
+            ("im2col", conv2d_backward_input_im2col),
+        ] {
+            let mut got = vec![f32::NAN; d.input_len()];
+            f(d, &dy, &w, &mut got);
+            assert_close(&got, &want, 1e-5, &format!("{name} backward input {d:?}"));
+        }
     }
 
     fn check_backward_weight(d: &Conv2dDims, seed: u64) {
@@ -662,9 +799,14 @@ mod tests {
         let dy = random_vec(d.output_len(), 70 + seed);
         let mut want = vec![f32::NAN; d.weight_len()];
         conv2d_backward_weight_reference(d, &x, &dy, &mut want);
-        let mut got = vec![f32::NAN; d.weight_len()];
-        conv2d_backward_weight(d, &x, &dy, &mut got);
-        assert_close(&got, &want, 1e-4, &format!("backward weight {d:?}"));
+        for (name, f) in [
+            ("default", conv2d_backward_weight as BackwardFn),
+            ("im2col", conv2d_backward_weight_im2col),
+        ] {
+            let mut got = vec![f32::NAN; d.weight_len()];
+            f(d, &x, &dy, &mut got);
+            assert_close(&got, &want, 1e-4, &format!("{name} backward weight {d:?}"));
+        }
     }
 
     #[test]

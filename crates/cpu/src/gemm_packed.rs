@@ -28,9 +28,13 @@
 //!   16-column halves, each a 6 x 16 tile of C in 12 registers (BLIS' Haswell shape): two B
 //!   loads and six broadcasts feed 12 FMAs per step of `p`. A's rows are read once per half.
 //!
-//! Edges: rows past a multiple of `MR` run the same kernel with fewer rows (a const-generic
-//! instantiation per count), and columns past `n` in the last panel are masked on load and
-//! store. Which kernel runs is chosen at run time ([`active`]): AVX-512 where the CPU has it
+//! Edges: the rows are cut into tiles as evenly as the tile height allows (32 rows under a
+//! 28-row tile run as 16 + 16, not 28 + 4, whose 4 FMA chains could not hide the FMA
+//! latency), each count a const-generic instantiation of the same kernel, and columns past
+//! `n` in the last panel are masked on load and store.
+//!
+//! A's columns may be walked in [`Segments`] (runs of columns at a fixed distance), which is
+//! how `conv2d_direct` multiplies a padded image without copying its windows out first. Which kernel runs is chosen at run time ([`active`]): AVX-512 where the CPU has it
 //! (see [`best`] for why not AVX2), unless [`choose`] picked another (for benchmarks);
 //! otherwise callers use version 2.
 
@@ -184,13 +188,45 @@ pub fn available() -> bool {
     active().is_some()
 }
 
+/// How the micro-kernels walk the columns of A: column `p = s * len + q` (`s < count`,
+/// `q < len`) of row `i` is at `a.data[i * a.rs + s * stride + q * a.cs]`, and row `p` of the
+/// packed B is read with it. A plain matrix is [`Segments::one`] run of `k` columns. A
+/// direct convolution's A is `kh` segments, one per kernel row: each is the `kw * c_in`
+/// contiguous floats of one padded input row, and the next segment starts one padded image
+/// row (`stride`) further on. So the convolution needs no im2col copy: the micro-kernel reads
+/// the receptive fields where they lie (see `conv2d`'s direct variant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segments {
+    pub count: usize,
+    pub len: usize,
+    pub stride: usize,
+}
+
+impl Segments {
+    /// A plain `k`-column matrix: one segment.
+    pub fn one(k: usize) -> Self {
+        Segments {
+            count: 1,
+            len: k,
+            stride: 0,
+        }
+    }
+}
+
+/// Rows per tile when `m` rows are cut into tiles of at most `max` rows, as evenly as
+/// possible: 32 rows with 28-row tiles run as two tiles of 16 (16 independent FMA chains
+/// each), not 28 + 4 (4 chains cannot cover the FMA latency).
+fn balanced(m: usize, max: usize) -> usize {
+    m.div_ceil(m.div_ceil(max).max(1)).max(1)
+}
+
 /// `C[m x n] = A[m x k] · B + beta · C` on one thread with the [`active`] kernel, for a
 /// strided view `a` of A (`k` and `n` come from `b`) and a row-major C with row stride `ldc`.
 /// `beta` must be 0 (overwrite, NaNs included) or 1 (accumulate). Panics if no kernel is
 /// active or a slice is too short.
 pub fn gemm_packed(m: usize, a: Mat, b: &PackedB, beta: f32, c: &mut [f32], ldc: usize) {
     let kernel = active().expect("gemm_packed needs AVX-512F or AVX2 + FMA; use gemm_serial");
-    gemm_packed_with(kernel, m, a, b, beta, c, ldc)
+    gemm_packed_segments(kernel, m, a, Segments::one(b.k), b, beta, c, ldc)
 }
 
 /// [`gemm_packed`] with a given kernel. Panics if this CPU cannot run it.
@@ -198,6 +234,23 @@ pub fn gemm_packed_with(
     kernel: Kernel,
     m: usize,
     a: Mat,
+    b: &PackedB,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    gemm_packed_segments(kernel, m, a, Segments::one(b.k), b, beta, c, ldc)
+}
+
+/// [`gemm_packed_with`] with A's columns walked in [`Segments`] (`seg.count * seg.len` must
+/// be `b.k`). Panics if this CPU cannot run `kernel` or a slice is too short.
+// The GEMM's arguments plus the kernel and A's segments.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed_segments(
+    kernel: Kernel,
+    m: usize,
+    a: Mat,
+    seg: Segments,
     b: &PackedB,
     beta: f32,
     c: &mut [f32],
@@ -213,27 +266,37 @@ pub fn gemm_packed_with(
         "gemm_packed: this CPU cannot run the {} kernel",
         kernel.name()
     );
+    assert_eq!(seg.count * seg.len, k, "gemm_packed: segments must cover k");
     if m == 0 || n == 0 {
         return;
     }
     assert!(ldc >= n, "gemm_packed: leading dimension of C too small");
-    a.check(m, k, "A");
+    if k > 0 {
+        // The farthest element of A: the last row's last segment's last column.
+        let last = (m - 1) * a.rs + (seg.count - 1) * seg.stride + (seg.len - 1) * a.cs;
+        assert!(
+            last < a.data.len(),
+            "gemm_packed: A needs {} elements, slice has {}",
+            last + 1,
+            a.data.len()
+        );
+    }
     assert!(c.len() >= (m - 1) * ldc + n, "gemm_packed: C too short");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the kernel's instruction set is available (asserted above); the asserts above
-    // bound every access: A's elements (i < m, p < k), rows < m of C (n floats each at stride
-    // ldc), and the packed panels hold k * NR floats each.
+    // bound every access: A's elements (i < m, every segment's p < len), rows < m of C (n
+    // floats each at stride ldc), and the packed panels hold k * NR floats each.
     unsafe {
         match kernel {
-            Kernel::Avx512 => avx512::gemm(m, a, b, beta == 1.0, c, ldc),
-            Kernel::Avx2Fma => avx2::gemm(m, a, b, beta == 1.0, c, ldc),
+            Kernel::Avx512 => avx512::gemm(m, a, seg, b, beta == 1.0, c, ldc),
+            Kernel::Avx2Fma => avx2::gemm(m, a, seg, b, beta == 1.0, c, ldc),
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{PackedB, NR};
+    use super::{balanced, PackedB, Segments, NR};
     use crate::gemm::Mat;
     use std::arch::x86_64::*;
 
@@ -258,14 +321,24 @@ mod avx2 {
     ///
     /// # Safety
     /// - The CPU must support AVX2 and FMA (this function is compiled for them).
-    /// - `a` must hold every element `(i, p)` for `i < m`, `p < b.k` (`Mat::check`).
+    /// - `a` must hold every element `(i, p)` for `i < m`, `p < b.k`, walked as `seg` says
+    ///   (`seg.count * seg.len == b.k`; checked by `gemm_packed_segments`).
     /// - `c` must hold `m` rows of `b.n` floats at row stride `ldc`, `ldc >= b.n`: at least
     ///   `(m - 1) * ldc + b.n` floats when `m, b.n > 0`.
     /// - `b` must be packed ([`PackedB::pack`]), so each panel holds `b.k * NR` floats.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn gemm(m: usize, a: Mat, b: &PackedB, accumulate: bool, c: &mut [f32], ldc: usize) {
-        let (k, n) = (b.k, b.n);
+    pub unsafe fn gemm(
+        m: usize,
+        a: Mat,
+        seg: Segments,
+        b: &PackedB,
+        accumulate: bool,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let n = b.n;
         let (a_rs, a_cs) = (a.rs, a.cs);
+        let per_tile = balanced(m, MR);
         for panel in 0..n.div_ceil(NR) {
             let j0 = panel * NR;
             let width = NR.min(n - j0);
@@ -279,13 +352,13 @@ mod avx2 {
                 let bias = b.bias_from(j0 + jh);
                 let mut i0 = 0;
                 while i0 < m {
-                    let rows = MR.min(m - i0);
+                    let rows = per_tile.min(m - i0);
                     let ap = a.data.as_ptr().add(i0 * a_rs);
                     let cp = c.as_mut_ptr().add(i0 * ldc + j0 + jh);
                     macro_rules! call {
                         ($($r:literal)*) => {
                             match rows {
-                                $($r => tile::<$r>(k, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, bias, m0, m1),)*
+                                $($r => tile::<$r>(seg, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, bias, m0, m1),)*
                                 _ => unreachable!(),
                             }
                         };
@@ -301,9 +374,10 @@ mod avx2 {
     ///
     /// # Safety
     /// - The CPU must support AVX2 and FMA.
-    /// - `a.add(r * a_rs + p * a_cs)` must be readable for `r < R`, `p < k`.
-    /// - `b` must be readable for `k` rows of 16 floats at stride [`NR`] (`b.add(p * NR)` to
-    ///   `b.add(p * NR + 15)` for `p < k`).
+    /// - `a.add(r * a_rs + s * seg.stride + p * a_cs)` must be readable for `r < R`,
+    ///   `s < seg.count`, `p < seg.len`.
+    /// - `b` must be readable for `k = seg.count * seg.len` rows of 16 floats at stride [`NR`]
+    ///   (`b.add(p * NR)` to `b.add(p * NR + 15)` for `p < k`).
     /// - `c.add(r * ldc + j)` must be readable and writable for `r < R` and every column `j`
     ///   whose lane is set in `m0` (columns 0..8) or `m1` (columns 8..16), with no other
     ///   reference to those floats alive. No alignment is required.
@@ -313,7 +387,7 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn tile<const R: usize>(
-        k: usize,
+        seg: Segments,
         a: *const f32,
         (a_rs, a_cs): (usize, usize),
         b: *const f32,
@@ -325,13 +399,16 @@ mod avx2 {
         m1: __m256i,
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        for p in 0..k {
-            let b0 = _mm256_loadu_ps(b.add(p * NR));
-            let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_ss(&*a.add(r * a_rs + p * a_cs));
-                row[0] = _mm256_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+        for s in 0..seg.count {
+            let (a, b) = (a.add(s * seg.stride), b.add(s * seg.len * NR));
+            for p in 0..seg.len {
+                let b0 = _mm256_loadu_ps(b.add(p * NR));
+                let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm256_broadcast_ss(&*a.add(r * a_rs + p * a_cs));
+                    row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+                }
             }
         }
         for (r, row) in acc.iter().enumerate() {
@@ -353,7 +430,7 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{PackedB, MR, NR};
+    use super::{balanced, PackedB, Segments, MR, NR};
     use crate::gemm::Mat;
     use std::arch::x86_64::*;
 
@@ -379,14 +456,24 @@ mod avx512 {
     ///
     /// # Safety
     /// - The CPU must support AVX-512F (this function is compiled for it).
-    /// - `a` must hold every element `(i, p)` for `i < m`, `p < b.k` (`Mat::check`).
+    /// - `a` must hold every element `(i, p)` for `i < m`, `p < b.k`, walked as `seg` says
+    ///   (`seg.count * seg.len == b.k`; checked by `gemm_packed_segments`).
     /// - `c` must hold `m` rows of `b.n` floats at row stride `ldc`, `ldc >= b.n`: at least
     ///   `(m - 1) * ldc + b.n` floats when `m, b.n > 0`.
     /// - `b` must be packed ([`PackedB::pack`]), so each panel holds `b.k * NR` floats.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn gemm(m: usize, a: Mat, b: &PackedB, accumulate: bool, c: &mut [f32], ldc: usize) {
-        let (k, n) = (b.k, b.n);
+    pub unsafe fn gemm(
+        m: usize,
+        a: Mat,
+        seg: Segments,
+        b: &PackedB,
+        accumulate: bool,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let n = b.n;
         let (a_rs, a_cs) = (a.rs, a.cs);
+        let per_tile = balanced(m, MR);
         for panel in 0..n.div_ceil(NR) {
             let j0 = panel * NR;
             let width = NR.min(n - j0);
@@ -396,7 +483,7 @@ mod avx512 {
             if width <= 16 {
                 narrow_panel(
                     m,
-                    k,
+                    seg,
                     a,
                     bp,
                     c.as_mut_ptr().add(j0),
@@ -409,13 +496,13 @@ mod avx512 {
             }
             let mut i0 = 0;
             while i0 < m {
-                let rows = MR.min(m - i0);
+                let rows = per_tile.min(m - i0);
                 let ap = a.data.as_ptr().add(i0 * a_rs);
                 let cp = c.as_mut_ptr().add(i0 * ldc + j0);
                 macro_rules! call {
                     ($($r:literal)*) => {
                         match rows {
-                            $($r => tile::<$r>(k, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, bias, mlo, mhi),)*
+                            $($r => tile::<$r>(seg, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, bias, mlo, mhi),)*
                             _ => unreachable!(),
                         }
                     };
@@ -442,7 +529,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     unsafe fn narrow_panel(
         m: usize,
-        k: usize,
+        seg: Segments,
         a: Mat,
         bp: *const f32,
         c: *mut f32,
@@ -451,15 +538,16 @@ mod avx512 {
         bias: *const f32,
         mlo: __mmask16,
     ) {
+        let per_tile = balanced(m, MR_NARROW);
         let mut i0 = 0;
         while i0 < m {
-            let rows = MR_NARROW.min(m - i0);
+            let rows = per_tile.min(m - i0);
             let ap = a.data.as_ptr().add(i0 * a.rs);
             let cp = c.add(i0 * ldc);
             macro_rules! call {
                 ($($r:literal)*) => {
                     match rows {
-                        $($r => narrow_tile::<$r>(k, ap, (a.rs, a.cs), bp, cp, ldc, accumulate, bias, mlo),)*
+                        $($r => narrow_tile::<$r>(seg, ap, (a.rs, a.cs), bp, cp, ldc, accumulate, bias, mlo),)*
                         _ => unreachable!(),
                     }
                 };
@@ -479,7 +567,7 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn narrow_tile<const R: usize>(
-        k: usize,
+        seg: Segments,
         a: *const f32,
         (a_rs, a_cs): (usize, usize),
         b: *const f32,
@@ -490,11 +578,14 @@ mod avx512 {
         mlo: __mmask16,
     ) {
         let mut acc = [_mm512_setzero_ps(); R];
-        for p in 0..k {
-            let b0 = _mm512_loadu_ps(b.add(p * NR));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(r * a_rs + p * a_cs));
-                *row = _mm512_fmadd_ps(av, b0, *row);
+        for s in 0..seg.count {
+            let (a, b) = (a.add(s * seg.stride), b.add(s * seg.len * NR));
+            for p in 0..seg.len {
+                let b0 = _mm512_loadu_ps(b.add(p * NR));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(r * a_rs + p * a_cs));
+                    *row = _mm512_fmadd_ps(av, b0, *row);
+                }
             }
         }
         for (r, row) in acc.iter().enumerate() {
@@ -514,8 +605,10 @@ mod avx512 {
     ///
     /// # Safety
     /// - The CPU must support AVX-512F.
-    /// - `a.add(r * a_rs + p * a_cs)` must be readable for `r < R`, `p < k`.
-    /// - `b` must be readable for `k * NR` floats (one packed panel, rows at stride [`NR`]).
+    /// - `a.add(r * a_rs + s * seg.stride + p * a_cs)` must be readable for `r < R`,
+    ///   `s < seg.count`, `p < seg.len`.
+    /// - `b` must be readable for `seg.count * seg.len * NR` floats (one packed panel, rows at
+    ///   stride [`NR`]).
     /// - `c.add(r * ldc + j)` must be readable and writable for `r < R` and every column `j`
     ///   whose lane is set in `mlo` (columns 0..16) or `mhi` (columns 16..32), with no other
     ///   reference to those floats alive. No alignment is required.
@@ -525,7 +618,7 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn tile<const R: usize>(
-        k: usize,
+        seg: Segments,
         a: *const f32,
         (a_rs, a_cs): (usize, usize),
         b: *const f32,
@@ -537,13 +630,16 @@ mod avx512 {
         mhi: __mmask16,
     ) {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
-        for p in 0..k {
-            let b0 = _mm512_loadu_ps(b.add(p * NR));
-            let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(r * a_rs + p * a_cs));
-                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+        for s in 0..seg.count {
+            let (a, b) = (a.add(s * seg.stride), b.add(s * seg.len * NR));
+            for p in 0..seg.len {
+                let b0 = _mm512_loadu_ps(b.add(p * NR));
+                let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(r * a_rs + p * a_cs));
+                    row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                }
             }
         }
         for (r, row) in acc.iter().enumerate() {
@@ -651,6 +747,58 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A walked in segments equals the plain GEMM of the matrix those segments gather, on
+    /// every kernel, with row counts that split into uneven tiles and narrow and wide panels.
+    #[test]
+    fn segmented_a_matches_reference_on_the_gathered_matrix() {
+        for kernel in kernels() {
+            let mut pb = PackedB::default();
+            // (m, count, len, cs, rs, stride, n)
+            for &(m, count, len, cs, rs, stride, n) in &[
+                (1, 1, 5, 1, 5, 0, 3),
+                (32, 3, 48, 1, 16, 34 * 16, 16),
+                (11, 3, 9, 1, 6, 40, 40),
+                (16, 32, 32, 16, 1, 16 * 34, 16),
+                (30, 2, 7, 2, 3, 50, 70),
+                (29, 5, 4, 1, 4, 33, 9),
+            ] {
+                let k = count * len;
+                let need = (m - 1) * rs + (count - 1) * stride + (len - 1) * cs + 1;
+                let data = random_vec(need, 4);
+                let a = Mat { data: &data, rs, cs };
+                let seg = Segments { count, len, stride };
+                let mut gathered = vec![0.0; m * k];
+                for i in 0..m {
+                    for s in 0..count {
+                        for q in 0..len {
+                            gathered[i * k + s * len + q] = data[i * rs + s * stride + q * cs];
+                        }
+                    }
+                }
+                let b = random_vec(k * n, 5);
+                let mut want = vec![0.0; m * n];
+                let g = Mat::row_major(&gathered, k);
+                gemm_reference(m, k, n, g, Mat::row_major(&b, n), 0.0, &mut want);
+                pb.pack(&b, k, n, n, 1);
+                let mut got = vec![f32::NAN; m * n];
+                gemm_packed_segments(kernel, m, a, seg, &pb, 0.0, &mut got, n);
+                let what = format!("{kernel:?} segments {m} rows x {count} x {len}, n {n}");
+                assert_close(&got, &want, 1e-5 * (k as f32).sqrt(), &what);
+            }
+        }
+    }
+
+    /// Rows cut into tiles as evenly as the tile height allows.
+    #[test]
+    fn balanced_tiles() {
+        assert_eq!(balanced(32, 28), 16);
+        assert_eq!(balanced(28, 28), 28);
+        assert_eq!(balanced(29, 28), 15);
+        assert_eq!(balanced(1024, 28), 28);
+        assert_eq!(balanced(8, 14), 8);
+        assert_eq!(balanced(0, 14), 1);
     }
 
     /// A bias set on the packed B is added to every row of C, on both kernels, for widths

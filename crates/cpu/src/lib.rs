@@ -20,8 +20,12 @@
 //! - [`batchnorm`]: batch normalisation over the channels (training, inference, backward,
 //!   moving averages).
 //! - [`bias`]: bias add and its gradient.
-//! - [`conv2d`]: convolution forward and both backward passes, im2col + GEMM per chunk of
-//!   images, the GEMM from [`gemm_packed`] when a kernel of it is active, else [`gemm`].
+//! - [`conv2d`]: convolution forward and both backward passes, the variants
+//!   ([`ConvVariant`](conv2d::ConvVariant)) and the entry points that run the chosen one;
+//!   im2col + GEMM per chunk of images, the GEMM from [`gemm_packed`] when a kernel of it is
+//!   active, else [`gemm`].
+//! - [`conv2d_direct`]: the direct variant: version 4's micro-kernels reading the receptive
+//!   fields from a zero-padded image, no im2col matrix.
 //! - [`dropout`]: inverted dropout with counter-based masks.
 //! - [`elementwise`]: `a + b`, `y += x` and `y += alpha * x` (residual joins, gradient
 //!   accumulation, the L2 gradient).
@@ -47,6 +51,7 @@ pub mod avgpool2d;
 pub mod batchnorm;
 pub mod bias;
 pub mod conv2d;
+pub mod conv2d_direct;
 pub mod dropout;
 pub mod elementwise;
 pub mod gemm;

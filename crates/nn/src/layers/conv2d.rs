@@ -3,7 +3,9 @@
 use autograd::{Tape, Var};
 use tensor::Padding;
 
-use crate::{Activation, Ctx, Layer, NnError, ParamId};
+use cpu::conv2d::Conv2dDims;
+
+use crate::{Activation, Ctx, Layer, NnError, ParamId, ParamStore};
 
 pub struct Conv2d {
     pub name: String,
@@ -38,5 +40,13 @@ impl Layer for Conv2d {
             return Ok(y);
         }
         self.activation.apply(tape, y)
+    }
+    fn convolutions(&self, store: &ParamStore, n: usize, input: &[usize]) -> Vec<Conv2dDims> {
+        let mut x = vec![n];
+        x.extend_from_slice(input);
+        let w = store.get(self.kernel).value.shape();
+        tensor::ops::conv2d_dims(&tensor::Shape::new(x), w, self.stride, self.padding)
+            .into_iter()
+            .collect()
     }
 }

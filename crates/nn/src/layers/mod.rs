@@ -41,6 +41,17 @@ pub trait Layer: Send + Sync {
         Vec::new()
     }
     fn forward(&self, tape: &mut Tape, x: Var, ctx: &mut Ctx) -> Result<Var, NnError>;
+    /// The convolutions this layer runs on `n` examples of shape `input` (no batch
+    /// dimension), in order, with its kernels' shapes from `store`: for `bench`'s profile,
+    /// which names the CPU variant each one runs. None by default.
+    fn convolutions(
+        &self,
+        _store: &ParamStore,
+        _n: usize,
+        _input: &[usize],
+    ) -> Vec<cpu::conv2d::Conv2dDims> {
+        Vec::new()
+    }
 }
 
 /// State of one forward pass: parameter variables, train/eval mode and the dropout seed.

@@ -8,7 +8,9 @@
 
 use autograd::{Tape, Var};
 
-use crate::{Activation, Ctx, Layer, NnError, ParamId};
+use cpu::conv2d::Conv2dDims;
+
+use crate::{Activation, Ctx, Layer, NnError, ParamId, ParamStore};
 
 pub enum Shortcut {
     Identity,
@@ -69,5 +71,20 @@ impl Layer for Residual {
         };
         let y = tape.add(h, s)?;
         self.activation.apply(tape, y)
+    }
+    fn convolutions(&self, store: &ParamStore, n: usize, input: &[usize]) -> Vec<Conv2dDims> {
+        let mut out = Vec::new();
+        let mut walk = |layers: &[Box<dyn Layer>]| {
+            let mut shape = input.to_vec();
+            for layer in layers {
+                out.extend(layer.convolutions(store, n, &shape));
+                shape = layer.output_shape().to_vec();
+            }
+        };
+        walk(&self.main);
+        if let Shortcut::Projection(layers) = &self.shortcut {
+            walk(layers);
+        }
+        out
     }
 }

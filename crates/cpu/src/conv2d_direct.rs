@@ -1,0 +1,296 @@
+//! Direct convolution: the GEMM micro-kernels of version 4 reading each receptive field where
+//! it lies in a zero-padded copy of the image, with no im2col matrix in between.
+//!
+//! Math: as [`crate::conv2d`] (NHWC input, HWIO kernel, NHWC output).
+//!
+//! Layout and why it works: for one output row `oy` of one image, the im2col rows of its
+//! `out_w` pixels are, in the padded image `xp` (`hp x wp x c_in`, the border zeros written
+//! once per image), `kh` runs of `kw * c_in` contiguous floats each, one per kernel row `ky`,
+//! starting at `xp[(oy * stride + ky) * wp * c_in + ox * stride * c_in]`. So the im2col matrix
+//! of that output row *is* a strided view of `xp`: row stride `stride * c_in`, and `kh`
+//! segments one padded row (`wp * c_in` floats) apart. The micro-kernels of
+//! [`gemm_packed`] walk A in such [`Segments`], so a direct convolution is one
+//! `gemm_packed_segments` call per output row, with the kernel packed once per layer call
+//! (its rows are already in `(ky, kx, ci)` order, the order the segments walk).
+//!
+//! Why it is faster than im2col + GEMM: the im2col matrix is `kh * kw` times the size of the
+//! input (590 KB per 32x32x16 image); writing it and reading it back is memory traffic the
+//! multiply does not need. The padded copy is the size of the input. The FMAs are the same.
+//!
+//! Weight gradient: `dw[(ky, kx), ci, co] = sum_pixels xp[pixel shifted by (ky, kx)][ci] *
+//! dy[pixel][co]`: for each kernel position, a GEMM with M = c_in rows (`xp` read
+//! transposed: row stride 1), K = the output pixels walked in `out_h` segments of `out_w`
+//! (the pixels of one output row are `stride * c_in` floats apart, the rows `stride * wp *
+//! c_in`), and B = the image's `dy`, packed once per image.
+//!
+//! The reference these are tested against is `conv2d_*_reference` in [`crate::conv2d`].
+
+use std::cell::Cell;
+
+use rayon::prelude::*;
+
+use crate::conv2d::{with_scratch, with_taken, Conv2dDims};
+use crate::gemm::Mat;
+use crate::gemm_packed::{gemm_packed_segments, Kernel, PackedB, Segments};
+
+thread_local! {
+    /// A task's zero-padded image.
+    static PADDED: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// The packed kernel matrix of one forward call.
+    static PACKED_W: Cell<PackedB> = Cell::new(PackedB::default());
+    /// One image's packed `dy`, for the weight gradient.
+    static PACKED_DY: Cell<PackedB> = Cell::new(PackedB::default());
+    /// Per-thread partial weight gradients of one call.
+    static PARTIALS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+impl Conv2dDims {
+    /// Rows and columns of the padded image a direct convolution reads: just enough for
+    /// every window (`Valid` may leave input rows or columns that no window reaches out).
+    pub fn padded_hw(&self) -> (usize, usize) {
+        (
+            (self.out_h - 1) * self.stride + self.kh,
+            (self.out_w - 1) * self.stride + self.kw,
+        )
+    }
+}
+
+/// Copies one image (`h x w x c_in`) into `xp` (`hp x wp x c_in`, [`Conv2dDims::padded_hw`])
+/// at `(pad_top, pad_left)`, zeros around it.
+fn pad_image(d: &Conv2dDims, img: &[f32], xp: &mut [f32]) {
+    let (_, wp) = d.padded_hw();
+    let c = d.c_in;
+    let left = d.pad_left.min(wp);
+    let cols = d.w.min(wp - left); // image columns that land inside the padded row
+    for (py, row) in xp.chunks_exact_mut(wp * c).enumerate() {
+        let iy = py.checked_sub(d.pad_top).filter(|&iy| iy < d.h);
+        let Some(iy) = iy else {
+            row.fill(0.0);
+            continue;
+        };
+        row[..left * c].fill(0.0);
+        row[left * c..(left + cols) * c].copy_from_slice(&img[iy * d.w * c..][..cols * c]);
+        row[(left + cols) * c..].fill(0.0);
+    }
+}
+
+/// Forward pass, direct: `y = conv(x, w) + bias`, then `max(y, 0)` with `relu`, one task
+/// per image, on the version-4 micro-kernel `kernel`. Panics if this CPU cannot run it.
+// The forward convolution's arguments plus the micro-kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_direct(
+    kernel: Kernel,
+    d: &Conv2dDims,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
+    d.check(x.len(), w.len(), y.len());
+    let (ci, co) = (d.c_in, d.c_out);
+    let (hp, wp) = d.padded_hw();
+    let seg = Segments {
+        count: d.kh,
+        len: d.kw * ci,
+        stride: wp * ci,
+    };
+    let (in_img, out_row) = (d.h * d.w * ci, d.out_w * co);
+    with_taken(&PACKED_W, |pw| {
+        pw.pack(w, d.patch_len(), co, co, 1);
+        if let Some(bias) = bias {
+            pw.set_bias(bias);
+        }
+        let pw = &*pw;
+        y.par_chunks_mut(d.out_h * out_row)
+            .zip(x.par_chunks(in_img))
+            .for_each(|(yi, xi)| {
+                with_scratch(&PADDED, hp * wp * ci, |xp| {
+                    pad_image(d, xi, xp);
+                    for (oy, yr) in yi.chunks_exact_mut(out_row).enumerate() {
+                        let a = Mat {
+                            data: &xp[oy * d.stride * wp * ci..],
+                            rs: d.stride * ci,
+                            cs: 1,
+                        };
+                        gemm_packed_segments(kernel, d.out_w, a, seg, pw, 0.0, yr, co);
+                    }
+                });
+                if relu {
+                    yi.iter_mut().for_each(|v| *v = v.max(0.0));
+                }
+            });
+    });
+}
+
+/// Weight gradient, direct: `dw = sum over images and pixels of x (shifted) ⊗ dy`; `dw` is
+/// overwritten. Each thread sums a contiguous range of images into its own partial, and the
+/// partials are added in a fixed order (deterministic). Runs on the version-4 micro-kernel
+/// `kernel`; panics if this CPU cannot run it.
+pub fn conv2d_backward_weight_direct(
+    kernel: Kernel,
+    d: &Conv2dDims,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+) {
+    d.check(x.len(), dw.len(), dy.len());
+    let (ci, co) = (d.c_in, d.c_out);
+    let (hp, wp) = d.padded_hw();
+    let (in_img, out_img) = (d.h * d.w * ci, d.out_pixels() * co);
+    // K walks the output pixels: out_w per output row, rows `stride` padded rows apart.
+    let seg = Segments {
+        count: d.out_h,
+        len: d.out_w,
+        stride: d.stride * wp * ci,
+    };
+    let ranges = rayon::current_num_threads().clamp(1, d.n);
+    let per_range = d.n.div_ceil(ranges);
+    let ranges = d.n.div_ceil(per_range);
+    let len = dw.len();
+    with_scratch(&PARTIALS, ranges * len, |partials| {
+        partials
+            .par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(r, part)| {
+                part.fill(0.0);
+                let images = r * per_range..((r + 1) * per_range).min(d.n);
+                with_scratch(&PADDED, hp * wp * ci, |xp| {
+                    with_taken(&PACKED_DY, |pdy| {
+                        for b in images {
+                            pad_image(d, &x[b * in_img..(b + 1) * in_img], xp);
+                            pdy.pack(&dy[b * out_img..(b + 1) * out_img], d.out_pixels(), co, co, 1);
+                            for ky in 0..d.kh {
+                                for kx in 0..d.kw {
+                                    // Rows ci of this kernel position: xp read transposed.
+                                    let a = Mat {
+                                        data: &xp[(ky * wp + kx) * ci..],
+                                        rs: 1,
+                                        cs: d.stride * ci,
+                                    };
+                                    let at = (ky * d.kw + kx) * ci * co;
+                                    let c = &mut part[at..at + ci * co];
+                                    gemm_packed_segments(kernel, ci, a, seg, pdy, 1.0, c, co);
+                                }
+                            }
+                        }
+                    })
+                });
+            });
+        crate::conv2d::sum_partials(partials, ranges, dw);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv2d::{conv2d_backward_weight_reference, conv2d_forward_reference};
+    use crate::testutil::{assert_close, random_vec};
+    use crate::Padding;
+
+    /// Awkward shapes for the direct kernels: odd sizes and channel counts, kernels 1 to 5
+    /// (a 1x1 with stride 2 too), strides 1 and 2, both paddings, rows wider than a tile.
+    fn shapes() -> Vec<Conv2dDims> {
+        let cases = [
+            // n, h, w, c_in, k, c_out, stride
+            (1, 5, 5, 1, 3, 1, 1),
+            (2, 7, 5, 3, 3, 5, 1),
+            (1, 9, 11, 3, 5, 6, 1),
+            (2, 7, 7, 5, 3, 9, 2),
+            (3, 6, 9, 2, 2, 3, 2),
+            (1, 4, 4, 13, 4, 3, 1),
+            (5, 6, 6, 17, 1, 3, 2),
+            (2, 10, 10, 3, 5, 4, 2),
+            (3, 5, 33, 16, 3, 16, 1),
+            (2, 6, 30, 16, 3, 40, 1),
+            (2, 8, 8, 32, 3, 33, 2),
+        ];
+        let mut v = Vec::new();
+        for &(n, h, w, c_in, k, c_out, s) in &cases {
+            for p in [Padding::Same, Padding::Valid] {
+                if let Some(d) = Conv2dDims::new(n, h, w, c_in, k, k, c_out, s, p) {
+                    v.push(d);
+                }
+            }
+        }
+        v
+    }
+
+    /// The version-4 kernels this CPU runs; the others are named as skipped.
+    fn kernels() -> Vec<Kernel> {
+        [Kernel::Avx512, Kernel::Avx2Fma]
+            .into_iter()
+            .filter(|k| {
+                let ok = k.supported();
+                if !ok {
+                    eprintln!("skipped: this CPU cannot run the {} kernel", k.name());
+                }
+                ok
+            })
+            .collect()
+    }
+
+    #[test]
+    fn padded_image_has_the_image_inside_and_zeros_around() {
+        let d = Conv2dDims::new(1, 3, 4, 2, 3, 3, 1, 1, Padding::Same).unwrap();
+        let img: Vec<f32> = (1..=24).map(|v| v as f32).collect();
+        let (hp, wp) = d.padded_hw();
+        assert_eq!((hp, wp), (5, 6));
+        let mut xp = vec![f32::NAN; hp * wp * 2];
+        pad_image(&d, &img, &mut xp);
+        for py in 0..hp {
+            for px in 0..wp {
+                for c in 0..2 {
+                    let inside = (1..4).contains(&py) && (1..5).contains(&px);
+                    let want = if inside {
+                        img[((py - 1) * 4 + px - 1) * 2 + c]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(xp[(py * wp + px) * 2 + c], want, "({py}, {px}, {c})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn forward_direct_matches_reference() {
+        for (kernel, (i, d)) in kernels()
+            .into_iter()
+            .flat_map(|k| shapes().into_iter().enumerate().map(move |s| (k, s)))
+        {
+            let d = &d;
+            let x = random_vec(d.input_len(), 10 + i as u64);
+            let w = random_vec(d.weight_len(), 20 + i as u64);
+            let bias = random_vec(d.c_out, 30 + i as u64);
+            for b in [None, Some(bias.as_slice())] {
+                let mut want = vec![f32::NAN; d.output_len()];
+                conv2d_forward_reference(d, &x, &w, b, &mut want);
+                let mut got = vec![f32::NAN; d.output_len()];
+                conv2d_forward_direct(kernel, d, &x, &w, b, false, &mut got);
+                let what = format!("{kernel:?} direct forward {d:?} bias={}", b.is_some());
+                assert_close(&got, &want, 1e-5, &what);
+                want.iter_mut().for_each(|v| *v = v.max(0.0));
+                conv2d_forward_direct(kernel, d, &x, &w, b, true, &mut got);
+                assert_close(&got, &want, 1e-5, &format!("{what} + relu"));
+            }
+        }
+    }
+
+    #[test]
+    fn backward_weight_direct_matches_reference() {
+        for (kernel, (i, d)) in kernels()
+            .into_iter()
+            .flat_map(|k| shapes().into_iter().enumerate().map(move |s| (k, s)))
+        {
+            let d = &d;
+            let x = random_vec(d.input_len(), 60 + i as u64);
+            let dy = random_vec(d.output_len(), 70 + i as u64);
+            let mut want = vec![f32::NAN; d.weight_len()];
+            conv2d_backward_weight_reference(d, &x, &dy, &mut want);
+            let mut got = vec![f32::NAN; d.weight_len()];
+            conv2d_backward_weight_direct(kernel, d, &x, &dy, &mut got);
+            assert_close(&got, &want, 1e-4, &format!("{kernel:?} direct dw {d:?}"));
+        }
+    }
+}
