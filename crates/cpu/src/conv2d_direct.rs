@@ -138,9 +138,13 @@ pub fn conv2d_backward_weight_direct(
     let (ci, co) = (d.c_in, d.c_out);
     let (hp, wp) = d.padded_hw();
     let (in_img, out_img) = (d.h * d.w * ci, d.out_pixels() * co);
-    // K walks the output pixels: out_w per output row, rows `stride` padded rows apart.
-    let seg = Segments {
-        count: d.out_h,
+    // K walks the output pixels of a band of output rows: out_w per row, rows `stride`
+    // padded rows apart. A band's packed dy (32 floats per pixel) stays in L1 (~16 KB)
+    // while the kernel positions run over it, instead of streaming a whole image's from L2
+    // once per position.
+    let band = (128 / d.out_w).clamp(1, d.out_h);
+    let seg_of = |rows: usize| Segments {
+        count: rows,
         len: d.out_w,
         stride: d.stride * wp * ci,
     };
@@ -159,18 +163,27 @@ pub fn conv2d_backward_weight_direct(
                     with_taken(&PACKED_DY, |pdy| {
                         for b in images {
                             pad_image(d, &x[b * in_img..(b + 1) * in_img], xp);
-                            pdy.pack(&dy[b * out_img..(b + 1) * out_img], d.out_pixels(), co, co, 1);
-                            for ky in 0..d.kh {
-                                for kx in 0..d.kw {
-                                    // Rows ci of this kernel position: xp read transposed.
-                                    let a = Mat {
-                                        data: &xp[(ky * wp + kx) * ci..],
-                                        rs: 1,
-                                        cs: d.stride * ci,
-                                    };
-                                    let at = (ky * d.kw + kx) * ci * co;
-                                    let c = &mut part[at..at + ci * co];
-                                    gemm_packed_segments(kernel, ci, a, seg, pdy, 1.0, c, co);
+                            let dyi = &dy[b * out_img..(b + 1) * out_img];
+                            for oy in (0..d.out_h).step_by(band) {
+                                let rows = band.min(d.out_h - oy);
+                                let pixels = rows * d.out_w;
+                                pdy.pack(&dyi[oy * d.out_w * co..], pixels, co, co, 1);
+                                // The band's first input row, in the padded image.
+                                let top = oy * d.stride * wp * ci;
+                                for ky in 0..d.kh {
+                                    for kx in 0..d.kw {
+                                        // The c_in rows of this kernel position: xp read
+                                        // transposed (row stride 1).
+                                        let a = Mat {
+                                            data: &xp[top + (ky * wp + kx) * ci..],
+                                            rs: 1,
+                                            cs: d.stride * ci,
+                                        };
+                                        let at = (ky * d.kw + kx) * ci * co;
+                                        let c = &mut part[at..at + ci * co];
+                                        let seg = seg_of(rows);
+                                        gemm_packed_segments(kernel, ci, a, seg, pdy, 1.0, c, co);
+                                    }
                                 }
                             }
                         }

@@ -151,6 +151,11 @@ impl PackedB {
             let j0 = panel * NR;
             let width = NR.min(n - j0);
             for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
+                if cs == 1 {
+                    // Rows of B contiguous (a kernel matrix, a chunk of dy): one copy each.
+                    row[..width].copy_from_slice(&b[p * rs + j0..p * rs + j0 + width]);
+                    continue;
+                }
                 for (jj, v) in row[..width].iter_mut().enumerate() {
                     *v = b[p * rs + (j0 + jj) * cs];
                 }
@@ -580,7 +585,37 @@ mod avx512 {
         let mut acc = [_mm512_setzero_ps(); R];
         for s in 0..seg.count {
             let (a, b) = (a.add(s * seg.stride), b.add(s * seg.len * NR));
-            for p in 0..seg.len {
+            let mut p = 0;
+            if a_cs == 1 {
+                // Rows far apart, columns contiguous (im2col rows, a padded image): four
+                // steps of p per row pointer. One step at a time, the compiler walks the
+                // rows with a chain of dependent pointer additions (`ptr += a_rs`), one per
+                // FMA, and that chain, not the FMA units, set the pace: 1 FMA per cycle,
+                // half the peak. Here each row's pointer feeds four FMAs at fixed offsets.
+                while p + 4 <= seg.len {
+                    let bv = [0, 1, 2, 3].map(|u| _mm512_loadu_ps(b.add((p + u) * NR)));
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let ar = a.add(r * a_rs + p);
+                        for (u, bu) in bv.iter().enumerate() {
+                            *row = _mm512_fmadd_ps(_mm512_set1_ps(*ar.add(u)), *bu, *row);
+                        }
+                    }
+                    p += 4;
+                }
+            }
+            if a_rs == 1 {
+                // Rows adjacent (a transposed A, as the weight gradient reads it): fixed
+                // offsets from one pointer per step.
+                for p in p..seg.len {
+                    let b0 = _mm512_loadu_ps(b.add(p * NR));
+                    let ap = a.add(p * a_cs);
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        *row = _mm512_fmadd_ps(_mm512_set1_ps(*ap.add(r)), b0, *row);
+                    }
+                }
+                continue;
+            }
+            for p in p..seg.len {
                 let b0 = _mm512_loadu_ps(b.add(p * NR));
                 for (r, row) in acc.iter_mut().enumerate() {
                     let av = _mm512_set1_ps(*a.add(r * a_rs + p * a_cs));
@@ -632,11 +667,48 @@ mod avx512 {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
         for s in 0..seg.count {
             let (a, b) = (a.add(s * seg.stride), b.add(s * seg.len * NR));
-            for p in 0..seg.len {
+            let mut p = 0;
+            if a_cs == 1 {
+                // As in `narrow_tile`: two steps of p per row pointer, so the chain of
+                // pointer additions that walks the rows feeds four FMAs per link, not two.
+                // (Two, not four: 28 accumulators and four B vectors fill the 32 registers.)
+                while p + 2 <= seg.len {
+                    let b0 = _mm512_loadu_ps(b.add(p * NR));
+                    let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
+                    let b2 = _mm512_loadu_ps(b.add((p + 1) * NR));
+                    let b3 = _mm512_loadu_ps(b.add((p + 1) * NR + 16));
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let ar = a.add(r * a_rs + p);
+                        let (a0, a1) = (_mm512_set1_ps(*ar), _mm512_set1_ps(*ar.add(1)));
+                        row[0] = _mm512_fmadd_ps(a0, b0, row[0]);
+                        row[1] = _mm512_fmadd_ps(a0, b1, row[1]);
+                        row[0] = _mm512_fmadd_ps(a1, b2, row[0]);
+                        row[1] = _mm512_fmadd_ps(a1, b3, row[1]);
+                    }
+                    p += 2;
+                }
+            }
+            if a_rs == 1 {
+                // Rows adjacent (a transposed A, as the weight gradient reads it): fixed
+                // offsets from one pointer per step.
+                for p in p..seg.len {
+                    let b0 = _mm512_loadu_ps(b.add(p * NR));
+                    let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
+                    let ap = a.add(p * a_cs);
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let av = _mm512_set1_ps(*ap.add(r));
+                        row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+                        row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                    }
+                }
+                continue;
+            }
+            for p in p..seg.len {
                 let b0 = _mm512_loadu_ps(b.add(p * NR));
                 let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
+                let ap = a.add(p * a_cs);
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*a.add(r * a_rs + p * a_cs));
+                    let av = _mm512_set1_ps(*ap.add(r * a_rs));
                     row[0] = _mm512_fmadd_ps(av, b0, row[0]);
                     row[1] = _mm512_fmadd_ps(av, b1, row[1]);
                 }
