@@ -360,8 +360,8 @@ fn profile(
         x.dims()[0]
     );
     println!(
-        "  {:<30} {:>9} {:>9} {:>13} {:>13}  {}",
-        "layer", "fwd ms", "bwd ms", "fwd GFLOP/s", "bwd GFLOP/s", "conv variant"
+        "  {:<30} {:>9} {:>9} {:>13} {:>13}  conv variant",
+        "layer", "fwd ms", "bwd ms", "fwd GFLOP/s", "bwd GFLOP/s"
     );
     let rate = |flops: f64, d: Duration| {
         if flops == 0.0 || d.is_zero() {
