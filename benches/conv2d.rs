@@ -55,8 +55,8 @@ fn bench(c: &mut Criterion) {
                 ("3_direct_avx512", 64, v4_512, ConvVariant::Direct),
                 ("3_direct_avx2", 64, v4_avx2, ConvVariant::Direct),
             ] {
-                let chosen = gemm_packed::choose(Some(gemm))
-                    .and_then(|()| choose_variant(Some(conv)));
+                let chosen =
+                    gemm_packed::choose(Some(gemm)).and_then(|()| choose_variant(Some(conv)));
                 if let Err(e) = chosen {
                     eprintln!("skipped: {variant}: {e}");
                     continue;

@@ -365,9 +365,7 @@ pub fn conv2d_backward_input(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f3
 pub fn conv2d_backward_weight(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     match (ConvVariant::for_dims(d), gemm_packed::active()) {
         (ConvVariant::Reference, _) => conv2d_backward_weight_reference(d, x, dy, dw),
-        (ConvVariant::Direct, Some(kernel)) => {
-            conv2d_backward_weight_direct(kernel, d, x, dy, dw)
-        }
+        (ConvVariant::Direct, Some(kernel)) => conv2d_backward_weight_direct(kernel, d, x, dy, dw),
         _ => conv2d_backward_weight_im2col(d, x, dy, dw),
     }
 }
@@ -397,7 +395,10 @@ thread_local! {
 /// Runs `f` on this thread's cached value from `slot`, taken out for the call (a fresh default
 /// if a call further up this thread's stack holds it), then puts it back for the next call.
 /// Nothing stays borrowed while `f` runs, so `f` may run parallel loops that re-enter conv2d.
-pub(crate) fn with_taken<T: Default, R>(slot: &'static LocalKey<Cell<T>>, f: impl FnOnce(&mut T) -> R) -> R {
+pub(crate) fn with_taken<T: Default, R>(
+    slot: &'static LocalKey<Cell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
     let mut value = slot.take();
     let result = f(&mut value);
     slot.set(value);

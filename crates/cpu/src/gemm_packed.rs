@@ -839,7 +839,11 @@ mod tests {
                 let k = count * len;
                 let need = (m - 1) * rs + (count - 1) * stride + (len - 1) * cs + 1;
                 let data = random_vec(need, 4);
-                let a = Mat { data: &data, rs, cs };
+                let a = Mat {
+                    data: &data,
+                    rs,
+                    cs,
+                };
                 let seg = Segments { count, len, stride };
                 let mut gathered = vec![0.0; m * k];
                 for i in 0..m {
