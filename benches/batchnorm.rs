@@ -90,6 +90,77 @@ fn bench(c: &mut Criterion) {
                 )
             })
         });
+        // Batch norm then ReLU: fused, against the two kernels one after the other.
+        let (mut z, mut dz) = (vec![0.0; rows * ch], vec![0.0; rows * ch]);
+        g.throughput(Throughput::Bytes(2 * bytes));
+        g.bench_with_input(
+            BenchmarkId::new("forward_train_relu_fused", name),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    batchnorm_relu_forward_train(
+                        &d,
+                        &x,
+                        &gamma,
+                        &beta,
+                        black_box(&mut y),
+                        &mut mean,
+                        &mut var,
+                    )
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("forward_train_then_relu", name),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    batchnorm_forward_train(&d, &x, &gamma, &beta, &mut z, &mut mean, &mut var);
+                    cpu::relu::relu_forward(&z, black_box(&mut y));
+                })
+            },
+        );
+        g.throughput(Throughput::Bytes(3 * bytes));
+        g.bench_with_input(
+            BenchmarkId::new("backward_relu_fused", name),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    batchnorm_relu_backward(
+                        &d,
+                        &x,
+                        &dy,
+                        &gamma,
+                        &beta,
+                        &mean,
+                        &var,
+                        black_box(&mut dx),
+                        &mut dg,
+                        &mut db,
+                    )
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("relu_backward_then_backward", name),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    cpu::relu::relu_backward(&y, &dy, &mut dz);
+                    batchnorm_backward(
+                        &d,
+                        &x,
+                        &dz,
+                        &gamma,
+                        &mean,
+                        &var,
+                        black_box(&mut dx),
+                        &mut dg,
+                        &mut db,
+                    )
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -273,6 +273,68 @@ fn batchnorm_training_gradients() {
     }
 }
 
+/// Batch norm and ReLU as one node: its gradients by finite differences (a small step, as
+/// for conv2d + ReLU, so no input crosses the ReLU's kink), and equal to those of the two
+/// nodes it replaces.
+#[test]
+fn batchnorm_relu_training_gradients() {
+    for (i, shape) in [vec![6, 5], vec![2, 3, 4, 5], vec![1, 5, 3, 7]]
+        .into_iter()
+        .enumerate()
+    {
+        let c = *shape.last().unwrap();
+        let seed = 650 + i as u64 * 10;
+        let inputs = [
+            random(shape.clone(), seed, -2.0, 2.0),
+            random([c], seed + 1, 0.5, 1.5),
+            random([c], seed + 2, -0.5, 0.5),
+        ];
+        check(
+            &inputs,
+            &|t, v| {
+                let (y, _, _) = t.batchnorm_relu_train(v[0], v[1], v[2], 1e-3)?;
+                project(t, y, seed + 3)
+            },
+            1e-3,
+            TOL,
+            60,
+        )
+        .unwrap_or_else(|e| panic!("case {i}: {e}"));
+        // The same loss through batchnorm then relu: equal values and gradients.
+        let grads = |fused: bool| {
+            let mut t = Tape::new();
+            let v: Vec<Var> = inputs.iter().map(|x| t.param(x.clone())).collect();
+            let y = if fused {
+                t.batchnorm_relu_train(v[0], v[1], v[2], 1e-3).unwrap().0
+            } else {
+                let (y, _, _) = t.batchnorm_train(v[0], v[1], v[2], 1e-3).unwrap();
+                t.relu(y).unwrap()
+            };
+            let loss = project(&mut t, y, seed + 3).unwrap();
+            let value = t.value(y).as_slice().to_vec();
+            let mut g = t.backward(loss).unwrap();
+            let gs: Vec<Vec<f32>> = v
+                .iter()
+                .map(|&x| g.take(x).unwrap().as_slice().to_vec())
+                .collect();
+            (value, gs)
+        };
+        let (fused, plain) = (grads(true), grads(false));
+        let near = |a: &[f32], b: &[f32], what: &str| {
+            for (k, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-5 * y.abs().max(1.0),
+                    "case {i} {what}[{k}]: {x} vs {y}"
+                );
+            }
+        };
+        near(&fused.0, &plain.0, "y");
+        for (k, (a, b)) in fused.1.iter().zip(&plain.1).enumerate() {
+            near(a, b, &format!("grad {k}"));
+        }
+    }
+}
+
 #[test]
 fn pooling_and_lrn_gradients() {
     let x = random([2, 7, 5, 3], 700, -1.0, 1.0);

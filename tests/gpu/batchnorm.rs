@@ -182,3 +182,43 @@ fn bad_lengths_are_errors_not_panics() {
     // Nothing invalid was recorded: the context still works.
     read(ctx, &y);
 }
+
+/// Batch norm + ReLU as one op (`tensor::ops::batchnorm_relu_*`): the GPU runs batch norm's
+/// kernels and the ReLU's, the CPU its fused kernels; forward and backward agree.
+#[test]
+fn fused_batchnorm_relu_matches_the_cpu() {
+    use tensor::{Device, Tensor};
+    let Some(ctx) = gpu() else { return };
+    let dev = Device::Gpu(ctx.clone());
+    let (rows, c) = (3 * 5 * 7, 10);
+    let x = Tensor::from_vec([3, 5, 7, c], data(rows * c, 70)).unwrap();
+    let gamma = Tensor::from_vec([c], data(c, 71).iter().map(|v| 1.0 + v).collect()).unwrap();
+    let beta = Tensor::from_vec([c], data(c, 72)).unwrap();
+    let dy = Tensor::from_vec([3, 5, 7, c], data(rows * c, 73)).unwrap();
+    let on = |t: &Tensor| t.to_device(&dev).unwrap();
+    let (y, m, v) = tensor::ops::batchnorm_relu_train(&x, &gamma, &beta, EPS).unwrap();
+    let (gy, gm, gv) =
+        tensor::ops::batchnorm_relu_train(&on(&x), &on(&gamma), &on(&beta), EPS).unwrap();
+    assert!(
+        y.as_slice().iter().any(|&v| v == 0.0),
+        "no input was clamped"
+    );
+    close(&gy.to_vec(), y.as_slice(), "y");
+    close(&gm.to_vec(), m.as_slice(), "mean");
+    close(&gv.to_vec(), v.as_slice(), "var");
+    let cpu = tensor::ops::batchnorm_relu_backward(&x, &y, &dy, &gamma, &beta, &m, &v, EPS);
+    let g = tensor::ops::batchnorm_relu_backward(
+        &on(&x),
+        &gy,
+        &on(&dy),
+        &on(&gamma),
+        &on(&beta),
+        &gm,
+        &gv,
+        EPS,
+    );
+    let ((dx, dg, db), (gdx, gdg, gdb)) = (cpu.unwrap(), g.unwrap());
+    close(&gdx.to_vec(), dx.as_slice(), "dx");
+    close(&gdg.to_vec(), dg.as_slice(), "dgamma");
+    close(&gdb.to_vec(), db.as_slice(), "dbeta");
+}

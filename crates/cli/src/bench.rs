@@ -309,18 +309,26 @@ fn profile(
     // (name, forward time, first node, end node, forward and backward FLOPs, conv variant)
     let mut rows: Vec<(String, Duration, usize, usize, f64, f64, String)> = Vec::new();
     let mut shape = model.input_shape().to_vec();
-    for (i, layer) in model.layers().iter().enumerate() {
+    let layers = model.layers();
+    let mut i = 0;
+    while i < layers.len() {
+        let layer = &layers[i];
         let variant = conv_variants(layer.as_ref(), &model.store, x.dims()[0], &shape);
-        shape = layer.output_shape().to_vec();
         let (fwd_flops, trainable) = model.layer_flops(i);
         // Backward: the input gradient (skipped for the first layer, whose input needs none)
         // and, for trainable kernels, the weight gradient; each costs the forward's FLOPs.
         let bwd_passes = usize::from(i > 0) + usize::from(trainable);
         let first = tape.len();
         let t = Instant::now();
-        h = layer.forward(&mut tape, h, &mut ctx)?;
+        // As `Sequential::forward` runs it: a batch norm and the ReLU after it as one node.
+        let (h2, used) = nn::layers::forward_step(layers, i, &mut tape, h, &mut ctx)?;
+        h = h2;
+        let mut name = format!("{} ({})", layer.name(), layer.kind());
+        if used == 2 {
+            name = format!("{} + {} (fused)", layer.name(), layers[i + 1].name());
+        }
         rows.push((
-            format!("{} ({})", layer.name(), layer.kind()),
+            name,
             t.elapsed(),
             first,
             tape.len(),
@@ -328,6 +336,8 @@ fn profile(
             (fwd_flops as f64) * batch * bwd_passes as f64,
             variant,
         ));
+        shape = layers[i + used - 1].output_shape().to_vec();
+        i += used;
     }
     let first = tape.len();
     let t = Instant::now();

@@ -184,8 +184,9 @@ fn shifted_moments(x: &[f32], c: usize, shift: &[f32]) -> (Vec<f64>, Vec<f64>) {
     (s1, s2)
 }
 
-/// `y = (x - shift) * scale + offset` per channel, in parallel over blocks of rows.
-fn affine(x: &[f32], c: usize, shift: &[f32], scale: &[f32], offset: &[f32], y: &mut [f32]) {
+/// `y = (x - shift) * scale + offset` per channel (then `max(y, 0)` with `relu`), in
+/// parallel over blocks of rows.
+fn affine(x: &[f32], c: usize, t: Affine, relu: bool, y: &mut [f32]) {
     let rows_per_task = (CHUNK / c).max(1);
     y.par_chunks_mut(rows_per_task * c)
         .zip(x.par_chunks(rows_per_task * c))
@@ -194,14 +195,25 @@ fn affine(x: &[f32], c: usize, shift: &[f32], scale: &[f32], offset: &[f32], y: 
                 for ((((o, &v), &m), &s), &b) in y_row
                     .iter_mut()
                     .zip(x_row)
-                    .zip(shift)
-                    .zip(scale)
-                    .zip(offset)
+                    .zip(t.shift)
+                    .zip(t.scale)
+                    .zip(t.offset)
                 {
-                    *o = (v - m) * s + b;
+                    let z = (v - m) * s + b;
+                    *o = if relu { z.max(0.0) } else { z };
                 }
             }
         });
+}
+
+/// The per-channel map of a forward pass: `y = (x - shift) * scale + offset`. The fused
+/// backward recomputes `y` with it, in the same operations, so its ReLU mask is the
+/// forward's bit for bit.
+#[derive(Clone, Copy)]
+struct Affine<'a> {
+    shift: &'a [f32],
+    scale: &'a [f32],
+    offset: &'a [f32],
 }
 
 /// `gamma / sqrt(var + eps)` per channel.
@@ -219,6 +231,51 @@ pub fn batchnorm_forward_train(
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
+    y: &mut [f32],
+    mean: &mut [f32],
+    var: &mut [f32],
+) {
+    forward_train(d, x, gamma, beta, false, y, mean, var)
+}
+
+/// Fast training forward of batch norm followed by ReLU, `y = max(0, batchnorm(x))`, in the
+/// passes of batch norm alone (the ReLU is applied as `y` is written, not in a pass of its
+/// own); agrees with [`batchnorm_relu_forward_train_reference`] to rounding.
+pub fn batchnorm_relu_forward_train(
+    d: &BatchNormDims,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    y: &mut [f32],
+    mean: &mut [f32],
+    var: &mut [f32],
+) {
+    forward_train(d, x, gamma, beta, true, y, mean, var)
+}
+
+/// Reference for [`batchnorm_relu_forward_train`]: [`batchnorm_forward_train_reference`],
+/// then `max(y, 0)`.
+pub fn batchnorm_relu_forward_train_reference(
+    d: &BatchNormDims,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    y: &mut [f32],
+    mean: &mut [f32],
+    var: &mut [f32],
+) {
+    batchnorm_forward_train_reference(d, x, gamma, beta, y, mean, var);
+    y.iter_mut().for_each(|v| *v = v.max(0.0));
+}
+
+// The training forward's arguments plus whether a ReLU follows.
+#[allow(clippy::too_many_arguments)]
+fn forward_train(
+    d: &BatchNormDims,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    relu: bool,
     y: &mut [f32],
     mean: &mut [f32],
     var: &mut [f32],
@@ -242,7 +299,13 @@ pub fn batchnorm_forward_train(
         mean[j] = (shift[j] as f64 + m) as f32;
         var[j] = (s2[j] * inv_rows - m * m).max(0.0) as f32;
     }
-    affine(x, c, mean, &scales(gamma, var, d.eps), beta, y);
+    let scale = scales(gamma, var, d.eps);
+    let t = Affine {
+        shift: mean,
+        scale: &scale,
+        offset: beta,
+    };
+    affine(x, c, t, relu, y);
 }
 
 /// Reference inference forward: `y = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta`.
@@ -286,7 +349,12 @@ pub fn batchnorm_forward_infer(
         &[gamma, beta, moving_mean, moving_var],
     );
     let scale = scales(gamma, moving_var, d.eps);
-    affine(x, d.c, moving_mean, &scale, beta, y);
+    let t = Affine {
+        shift: moving_mean,
+        scale: &scale,
+        offset: beta,
+    };
+    affine(x, d.c, t, false, y);
 }
 
 /// Reference backward of the training forward (computed in `f64`): overwrites `dx`, `dgamma`
@@ -341,6 +409,78 @@ pub fn batchnorm_backward(
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
+    backward(d, x, dy, gamma, None, mean, var, dx, dgamma, dbeta)
+}
+
+/// Fast backward of [`batchnorm_relu_forward_train`]: batch norm's backward applied to
+/// `dz = dy * (y > 0)`, where the mask is recomputed from `x` (and `beta`, `mean`, `var`) in
+/// the forward's own operations instead of read from `y`, and `dz` is never stored: the
+/// passes and the memory traffic of batch norm's backward alone. Agrees with
+/// [`batchnorm_relu_backward_reference`] to rounding.
+// The backward's slices plus beta (the mask needs the forward's offset).
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_relu_backward(
+    d: &BatchNormDims,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    assert_eq!(beta.len(), d.c, "batchnorm backward: beta's length != c");
+    backward(d, x, dy, gamma, Some(beta), mean, var, dx, dgamma, dbeta)
+}
+
+/// Reference for [`batchnorm_relu_backward`]: `y` from [`batchnorm_forward_train_reference`]'s
+/// formula with the given statistics, `dz = dy * (y > 0)`, then
+/// [`batchnorm_backward_reference`] of `dz`.
+// As `batchnorm_relu_backward`.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_relu_backward_reference(
+    d: &BatchNormDims,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let c = d.c;
+    let dz: Vec<f32> = (0..dy.len())
+        .map(|i| {
+            let j = i % c;
+            let y = gamma[j] * (x[i] - mean[j]) / (var[j] + d.eps).sqrt() + beta[j];
+            if y > 0.0 {
+                dy[i]
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    batchnorm_backward_reference(d, x, &dz, gamma, mean, var, dx, dgamma, dbeta)
+}
+
+/// Both backwards; `relu_beta` is the forward's `beta` when a ReLU followed it.
+#[allow(clippy::too_many_arguments)]
+fn backward(
+    d: &BatchNormDims,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    relu_beta: Option<&[f32]>,
+    mean: &[f32],
+    var: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
     let what = "batchnorm backward";
     d.check(what, &[x, dy, dx], &[gamma, mean, var, dgamma, dbeta]);
     let (rows, c) = (d.rows, d.c);
@@ -349,7 +489,13 @@ pub fn batchnorm_backward(
         dbeta.fill(0.0);
         return;
     }
-    let (db, dy_dev) = dy_column_sums(c, x, dy, mean);
+    let scale = scales(gamma, var, d.eps);
+    let mask = relu_beta.map(|beta| Affine {
+        shift: mean,
+        scale: &scale,
+        offset: beta,
+    });
+    let (db, dy_dev) = dy_column_sums(c, x, dy, mean, mask);
     let inv_rows = 1.0 / rows as f64;
     let mut f = DxFactors {
         a: vec![0.0; c],
@@ -365,13 +511,20 @@ pub fn batchnorm_backward(
         dgamma[j] = dg as f32;
         dbeta[j] = db[j] as f32;
     }
-    backward_dx(c, x, dy, mean, &f, dx);
+    backward_dx(c, x, dy, mean, &f, mask, dx);
 }
 
 /// The backward's one reduction pass: per channel `sum dy` (= dbeta) and
 /// `sum dy * (x - mean)` (= dgamma / inv_std), each block of [`BLOCK_ROWS`] rows into its own
-/// `f64` partial sums in parallel, then the partials added in block order.
-fn dy_column_sums(c: usize, x: &[f32], dy: &[f32], mean: &[f32]) -> (Vec<f64>, Vec<f64>) {
+/// `f64` partial sums in parallel, then the partials added in block order. With a `mask`,
+/// `dy` is first masked by the forward's ReLU.
+fn dy_column_sums(
+    c: usize,
+    x: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    mask: Option<Affine>,
+) -> (Vec<f64>, Vec<f64>) {
     // Per block: `sum dy` in the first `c` slots, `sum dy * (x - mean)` in the next `c`.
     let blocks = (x.len() / c).div_ceil(BLOCK_ROWS);
     let mut partial = vec![0.0f64; blocks * 2 * c];
@@ -387,15 +540,33 @@ fn dy_column_sums(c: usize, x: &[f32], dy: &[f32], mean: &[f32]) -> (Vec<f64>, V
                 r_db.fill(0.0);
                 r_dg.fill(0.0);
                 for (x_row, dy_row) in x_run.chunks_exact(c).zip(dy_run.chunks_exact(c)) {
-                    for ((((db, dg), &v), &g), &m) in r_db
-                        .iter_mut()
-                        .zip(r_dg.iter_mut())
-                        .zip(x_row)
-                        .zip(dy_row)
-                        .zip(mean)
-                    {
-                        *db += g;
-                        *dg += g * (v - m);
+                    match mask {
+                        None => {
+                            for ((((db, dg), &v), &g), &m) in r_db
+                                .iter_mut()
+                                .zip(r_dg.iter_mut())
+                                .zip(x_row)
+                                .zip(dy_row)
+                                .zip(mean)
+                            {
+                                *db += g;
+                                *dg += g * (v - m);
+                            }
+                        }
+                        Some(t) => {
+                            // Zipped slices, no indexing: this loop vectorises like the one
+                            // above (indexing the factors by channel kept it scalar, 2x slower).
+                            for (((db, dg), (&v, &g)), ((&m, &s), &b)) in r_db
+                                .iter_mut()
+                                .zip(r_dg.iter_mut())
+                                .zip(x_row.iter().zip(dy_row))
+                                .zip(t.shift.iter().zip(t.scale).zip(t.offset))
+                            {
+                                let g = if (v - m) * s + b > 0.0 { g } else { 0.0 };
+                                *db += g;
+                                *dg += g * (v - m);
+                            }
+                        }
                     }
                 }
                 for (((db, dg), &t1), &t2) in acc_db
@@ -432,8 +603,16 @@ struct DxFactors {
     k: Vec<f32>,
 }
 
-/// `dx` from `x`, `dy` and the [`DxFactors`], in parallel over blocks of rows.
-fn backward_dx(c: usize, x: &[f32], dy: &[f32], mean: &[f32], f: &DxFactors, dx: &mut [f32]) {
+/// `dx` from the factors, in parallel over blocks of rows (`dy` masked first with a `mask`).
+fn backward_dx(
+    c: usize,
+    x: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    f: &DxFactors,
+    mask: Option<Affine>,
+    dx: &mut [f32],
+) {
     let (a, mdb, k) = (&f.a, &f.mdb, &f.k);
     let rows_per_task = (CHUNK / c).max(1);
     dx.par_chunks_mut(rows_per_task * c)
@@ -445,6 +624,19 @@ fn backward_dx(c: usize, x: &[f32], dy: &[f32], mean: &[f32], f: &DxFactors, dx:
                 .zip(x_blk.chunks_exact(c))
                 .zip(dy_blk.chunks_exact(c))
             {
+                if let Some(t) = mask {
+                    for ((((o, &g), &v), (&a, (&mdb, &k))), ((&m, &s), &b)) in dx_row
+                        .iter_mut()
+                        .zip(dy_row)
+                        .zip(x_row)
+                        .zip(a.iter().zip(mdb.iter().zip(k)))
+                        .zip(t.shift.iter().zip(t.scale).zip(t.offset))
+                    {
+                        let g = if (v - m) * s + b > 0.0 { g } else { 0.0 };
+                        *o = a * (g - mdb - (v - m) * k);
+                    }
+                    continue;
+                }
                 for (((((o, &g), &v), &m), &a), (&mdb, &k)) in dx_row
                     .iter_mut()
                     .zip(dy_row)
@@ -711,6 +903,125 @@ mod tests {
                     loss(&x, &gamma, p)
                 });
             }
+        }
+    }
+
+    /// The fused batch norm + ReLU, fast and reference, on awkward sizes: the forward is the
+    /// unfused forward then ReLU, the backward the unfused backward of `dy * (y > 0)`.
+    #[test]
+    fn fused_relu_matches_batchnorm_then_relu() {
+        let mut s = 0;
+        for rows in [1, 2, 7, 300, 1000] {
+            for c in [1, 3, 5, 17, 64] {
+                s += 1;
+                let what = format!("rows {rows} c {c}");
+                let d = BatchNormDims { rows, c, eps: EPS };
+                let x = input(rows, c, 900 + s);
+                let gamma = random_vec(c, 910 + s);
+                let beta = random_vec(c, 920 + s);
+                let dy = random_vec(x.len(), 930 + s);
+                let plain = train(&x, c, &gamma, &beta, false);
+                let relu_y: Vec<f32> = plain.y.iter().map(|v| v.max(0.0)).collect();
+                let dz: Vec<f32> = dy
+                    .iter()
+                    .zip(&plain.y)
+                    .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+                    .collect();
+                let (dx_want, dg_want, db_want) = backward(&x, &dz, c, &gamma, &plain, false);
+                for (fast, forward, back) in [
+                    (
+                        false,
+                        batchnorm_relu_forward_train_reference as Forward,
+                        batchnorm_relu_backward_reference as Backward,
+                    ),
+                    (true, batchnorm_relu_forward_train, batchnorm_relu_backward),
+                ] {
+                    let what = format!("{what} fast {fast}");
+                    let (mut y, mut mean, mut var) = (
+                        vec![f32::NAN; x.len()],
+                        vec![f32::NAN; c],
+                        vec![f32::NAN; c],
+                    );
+                    forward(&d, &x, &gamma, &beta, &mut y, &mut mean, &mut var);
+                    assert_close(&y, &relu_y, 1e-5, &format!("y {what}"));
+                    assert_close(&mean, &plain.mean, 1e-6, &format!("mean {what}"));
+                    let (mut dx, mut dg, mut db) = (
+                        vec![f32::NAN; x.len()],
+                        vec![f32::NAN; c],
+                        vec![f32::NAN; c],
+                    );
+                    let (m, v) = (&plain.mean, &plain.var);
+                    back(&d, &x, &dy, &gamma, &beta, m, v, &mut dx, &mut dg, &mut db);
+                    assert_close(&dx, &dx_want, 1e-5, &format!("dx {what}"));
+                    assert_close(&dg, &dg_want, 1e-5, &format!("dgamma {what}"));
+                    assert_close(&db, &db_want, 1e-5, &format!("dbeta {what}"));
+                }
+            }
+        }
+    }
+
+    type Forward = fn(&BatchNormDims, &[f32], &[f32], &[f32], &mut [f32], &mut [f32], &mut [f32]);
+    type Backward = fn(
+        &BatchNormDims,
+        &[f32],
+        &[f32],
+        &[f32],
+        &[f32],
+        &[f32],
+        &[f32],
+        &mut [f32],
+        &mut [f32],
+        &mut [f32],
+    );
+
+    /// `L = sum(max(0, batchnorm(x)) * g)` against the fused backward, by finite differences,
+    /// for `x`, `gamma` and `beta`. The points are drawn again until none lies within the
+    /// step of the ReLU's kink (where a difference quotient is not a derivative).
+    #[test]
+    fn fused_relu_backward_matches_finite_differences() {
+        for (s, &(rows, c)) in [(7, 3), (9, 2), (16, 1), (5, 4)].iter().enumerate() {
+            let d = BatchNormDims { rows, c, eps: EPS };
+            let forward = |x: &[f32], gamma: &[f32], beta: &[f32]| {
+                let (mut y, mut m, mut v) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+                batchnorm_forward_train_reference(&d, x, gamma, beta, &mut y, &mut m, &mut v);
+                (y, m, v)
+            };
+            let (mut x, mut gamma, mut beta) = (vec![], vec![], vec![]);
+            let clear = (0..200u64).any(|attempt| {
+                let seed = 1000 + 10 * (s as u64) + 1000 * attempt;
+                x = input(rows, c, seed);
+                gamma = random_vec(c, seed + 1).iter().map(|v| v + 1.5).collect();
+                beta = random_vec(c, seed + 2);
+                // Every pre-activation at least 0.05 from zero: a step of 2e-3 in one input
+                // moves each by under 0.02 (gamma <= 2.5 over a channel's spread >= 0.25).
+                forward(&x, &gamma, &beta).0.iter().all(|v| v.abs() > 0.05)
+            });
+            assert!(
+                clear,
+                "no draw kept every pre-activation away from the kink"
+            );
+            let g = random_vec(x.len(), 1100 + s as u64);
+            let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
+                let y = forward(x, gamma, beta).0;
+                y.iter()
+                    .zip(&g)
+                    .map(|(&a, &b)| a.max(0.0) as f64 * b as f64)
+                    .sum()
+            };
+            let (_, m, v) = forward(&x, &gamma, &beta);
+            let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+            batchnorm_relu_backward(&d, &x, &g, &gamma, &beta, &m, &v, &mut dx, &mut dg, &mut db);
+            let what = format!("rows {rows} c {c}");
+            assert!(dx.iter().any(|v| v.abs() > 1e-2), "{what}: dx all ~0");
+            assert_grad_matches_fd(&x, &dx, 2e-3, 2e-3, 1e-2, &format!("dx {what}"), |x| {
+                loss(x, &gamma, &beta)
+            });
+            assert_grad_matches_fd(&gamma, &dg, 2e-3, 2e-3, 1e-2, &format!("dg {what}"), |p| {
+                loss(&x, p, &beta)
+            });
+            assert_grad_matches_fd(&beta, &db, 2e-3, 2e-3, 1e-2, &format!("db {what}"), |p| {
+                loss(&x, &gamma, p)
+            });
         }
     }
 

@@ -75,11 +75,7 @@ impl Sequential {
                 got: format!("{}", tape.value(x).shape()),
             });
         }
-        let mut h = x;
-        for layer in &self.layers {
-            h = layer.forward(tape, h, ctx)?;
-        }
-        Ok(h)
+        crate::layers::forward_layers(&self.layers, tape, x, ctx)
     }
 
     /// Inference: the logits for a batch (dropout off, nothing kept for backward).

@@ -31,6 +31,35 @@ impl Tape {
 }
 
 impl Tape {
+    /// Batch norm followed by ReLU as one node, `y = max(0, batchnorm(x))`: on the CPU the
+    /// ReLU costs no pass of its own, forward or backward (`tensor::ops::batchnorm_relu_*`).
+    /// Returns `(y, batch mean, batch variance)`, as [`Tape::batchnorm_train`].
+    pub fn batchnorm_relu_train(
+        &mut self,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        eps: f32,
+    ) -> Result<(Var, Tensor, Tensor)> {
+        let (xt, gt, bt) = (
+            self.value(x).clone(),
+            self.value(gamma).clone(),
+            self.value(beta).clone(),
+        );
+        let (y, mean, var) = ops::batchnorm_relu_train(&xt, &gt, &bt, eps)?;
+        let (m, v, yt) = (mean.clone(), var.clone(), y.clone());
+        let out = self.push("batchnorm_relu", y, &[x, gamma, beta], move |dy, g| {
+            let (dx, dgamma, dbeta) =
+                ops::batchnorm_relu_backward(&xt, &yt, dy, &gt, &bt, &m, &v, eps)?;
+            g.add(x, dx)?;
+            g.add(gamma, dgamma)?;
+            g.add(beta, dbeta)
+        });
+        Ok((out, mean, var))
+    }
+}
+
+impl Tape {
     /// Inference with moving statistics. It has no backward: use it only for evaluation.
     pub fn batchnorm_infer(
         &mut self,

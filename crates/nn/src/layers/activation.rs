@@ -39,4 +39,7 @@ impl Layer for ActivationLayer {
     fn forward(&self, tape: &mut Tape, x: Var, _ctx: &mut Ctx) -> Result<Var, NnError> {
         self.activation.apply(tape, x)
     }
+    fn is_relu(&self) -> bool {
+        self.activation == Activation::Relu
+    }
 }

@@ -47,4 +47,26 @@ impl Layer for BatchNorm {
             Ok(tape.batchnorm_infer(x, &g, &b, &m, &v, self.epsilon)?)
         }
     }
+    /// Training only: the normalisation and the ReLU as one node (see
+    /// `Tape::batchnorm_relu_train`); inference runs the two as they are.
+    fn forward_then_relu(
+        &self,
+        tape: &mut Tape,
+        x: Var,
+        ctx: &mut Ctx,
+    ) -> Option<Result<Var, NnError>> {
+        if !ctx.training {
+            return None;
+        }
+        let (g, b) = (ctx.param(tape, self.gamma), ctx.param(tape, self.beta));
+        Some(
+            tape.batchnorm_relu_train(x, g, b, self.epsilon)
+                .map(|(y, mean, var)| {
+                    ctx.update_statistic(self.moving_mean, mean, self.momentum);
+                    ctx.update_statistic(self.moving_var, var, self.momentum);
+                    y
+                })
+                .map_err(NnError::from),
+        )
+    }
 }

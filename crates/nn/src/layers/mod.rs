@@ -41,6 +41,22 @@ pub trait Layer: Send + Sync {
         Vec::new()
     }
     fn forward(&self, tape: &mut Tape, x: Var, ctx: &mut Ctx) -> Result<Var, NnError>;
+    /// Whether this layer is a ReLU and nothing else (an `Activation('relu')` layer): the
+    /// layer before it may then fuse it ([`Layer::forward_then_relu`]).
+    fn is_relu(&self) -> bool {
+        false
+    }
+    /// This layer followed by a ReLU, as one fused computation, when this layer has one for
+    /// `ctx`'s mode (batch norm in training: `Tape::batchnorm_relu_train`); `None` otherwise,
+    /// and the two run one after the other. [`forward_layers`] asks for it.
+    fn forward_then_relu(
+        &self,
+        _tape: &mut Tape,
+        _x: Var,
+        _ctx: &mut Ctx,
+    ) -> Option<Result<Var, NnError>> {
+        None
+    }
     /// The convolutions this layer runs on `n` examples of shape `input` (no batch
     /// dimension), in order, with its kernels' shapes from `store`: for `bench`'s profile,
     /// which names the CPU variant each one runs. None by default.
@@ -52,6 +68,42 @@ pub trait Layer: Send + Sync {
     ) -> Vec<cpu::conv2d::Conv2dDims> {
         Vec::new()
     }
+}
+
+/// Records `layers` in order on `tape`, starting from `x`: what `Sequential` and a residual
+/// block's branches run. A layer followed by a ReLU layer runs fused with it where the layer
+/// offers that ([`Layer::forward_then_relu`]); the result is the same as running the two.
+pub fn forward_layers(
+    layers: &[Box<dyn Layer>],
+    tape: &mut Tape,
+    x: Var,
+    ctx: &mut Ctx,
+) -> Result<Var, NnError> {
+    let mut h = x;
+    let mut i = 0;
+    while i < layers.len() {
+        let (h2, used) = forward_step(layers, i, tape, h, ctx)?;
+        h = h2;
+        i += used;
+    }
+    Ok(h)
+}
+
+/// Records layer `i` (and the ReLU layer after it, when the two fuse) and returns the output
+/// and how many layers it consumed: 1 or 2.
+pub fn forward_step(
+    layers: &[Box<dyn Layer>],
+    i: usize,
+    tape: &mut Tape,
+    x: Var,
+    ctx: &mut Ctx,
+) -> Result<(Var, usize), NnError> {
+    if layers.get(i + 1).is_some_and(|next| next.is_relu()) {
+        if let Some(y) = layers[i].forward_then_relu(tape, x, ctx) {
+            return Ok((y?, 2));
+        }
+    }
+    Ok((layers[i].forward(tape, x, ctx)?, 1))
 }
 
 /// State of one forward pass: parameter variables, train/eval mode and the dropout seed.

@@ -50,10 +50,7 @@ impl Layer for Residual {
         p
     }
     fn forward(&self, tape: &mut Tape, x: Var, ctx: &mut Ctx) -> Result<Var, NnError> {
-        let mut h = x;
-        for layer in &self.main {
-            h = layer.forward(tape, h, ctx)?;
-        }
+        let h = super::forward_layers(&self.main, tape, x, ctx)?;
         let s = match &self.shortcut {
             Shortcut::Identity => x,
             Shortcut::ZeroPad {
@@ -61,13 +58,7 @@ impl Layer for Residual {
                 before,
                 after,
             } => tape.subsample_pad(x, *stride, *before, *after)?,
-            Shortcut::Projection(layers) => {
-                let mut s = x;
-                for layer in layers {
-                    s = layer.forward(tape, s, ctx)?;
-                }
-                s
-            }
+            Shortcut::Projection(layers) => super::forward_layers(layers, tape, x, ctx)?,
         };
         let y = tape.add(h, s)?;
         self.activation.apply(tape, y)

@@ -139,6 +139,77 @@ pub fn batchnorm_backward(
     Ok((dx, dg, db))
 }
 
+/// Training forward followed by ReLU: `y = max(0, batchnorm(x))`, with the batch statistics
+/// as [`batchnorm_train`] returns them. On the CPU the ReLU is applied as `y` is written (no
+/// pass of its own); on the GPU it is the ReLU kernel after the batch-norm kernels.
+pub fn batchnorm_relu_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let c = check("batchnorm_relu", x, &[gamma, beta])?;
+    let dev = crate::ops::same_device("batchnorm_relu", &[x, gamma, beta])?;
+    if dev.is_gpu() {
+        let (y, mean, var) = batchnorm_train(x, gamma, beta, eps)?;
+        return Ok((crate::ops::relu(&y)?, mean, var));
+    }
+    let mut y = Tensor::uninit_on(x.shape().clone(), &dev)?;
+    let (mut mean, mut var) = (Tensor::uninit_on([c], &dev)?, Tensor::uninit_on([c], &dev)?);
+    cpu::batchnorm::batchnorm_relu_forward_train(
+        &BatchNormDims::from_len(x.numel(), c, eps),
+        x.as_slice(),
+        gamma.as_slice(),
+        beta.as_slice(),
+        y.data_mut(),
+        mean.data_mut(),
+        var.data_mut(),
+    );
+    Ok((y, mean, var))
+}
+
+/// Backward of [`batchnorm_relu_train`], whose output was `y`: batch norm's backward of
+/// `dy * (y > 0)`. On the CPU in the passes of batch norm's backward alone (the mask is
+/// recomputed from `x`, `dy * mask` is never stored); on the GPU the ReLU's backward kernel,
+/// then batch norm's. Returns `(dx, dgamma, dbeta)`.
+// The tensors of batch norm's backward, plus the forward's beta and output.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_relu_backward(
+    x: &Tensor,
+    y: &Tensor,
+    dy: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "batchnorm_relu_backward";
+    let c = check(op, x, &[gamma, beta, mean, var])?;
+    crate::ops::same_shape(op, x.shape(), dy.shape())?;
+    crate::ops::same_shape(op, x.shape(), y.shape())?;
+    let dev = crate::ops::same_device(op, &[x, y, dy, gamma, beta, mean, var])?;
+    if dev.is_gpu() {
+        let dz = crate::ops::relu_backward(y, dy)?;
+        return batchnorm_backward(x, &dz, gamma, mean, var, eps);
+    }
+    let mut dx = Tensor::uninit_on(x.shape().clone(), &dev)?;
+    let (mut dg, mut db) = (Tensor::uninit_on([c], &dev)?, Tensor::uninit_on([c], &dev)?);
+    cpu::batchnorm::batchnorm_relu_backward(
+        &BatchNormDims::from_len(x.numel(), c, eps),
+        x.as_slice(),
+        dy.as_slice(),
+        gamma.as_slice(),
+        beta.as_slice(),
+        mean.as_slice(),
+        var.as_slice(),
+        dx.data_mut(),
+        dg.data_mut(),
+        db.data_mut(),
+    );
+    Ok((dx, dg, db))
+}
+
 /// `moving = momentum * moving + (1 - momentum) * batch`, in place.
 ///
 /// `guard`, when given, is a one-element tensor (the step's loss): if it is not finite the

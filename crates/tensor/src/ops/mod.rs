@@ -25,7 +25,10 @@ pub mod softmax_xent;
 pub use adam::{adam_step_size, adam_update, AdamHyper};
 pub use argmax::{accumulate_correct, count_correct};
 pub use avgpool2d::{avgpool2d, avgpool2d_backward, global_avgpool, global_avgpool_backward};
-pub use batchnorm::{batchnorm_backward, batchnorm_infer, batchnorm_train, update_moving_average};
+pub use batchnorm::{
+    batchnorm_backward, batchnorm_infer, batchnorm_relu_backward, batchnorm_relu_train,
+    batchnorm_train, update_moving_average,
+};
 pub use bias::{bias_add, bias_grad};
 pub use conv2d::{conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_dims};
 pub use dropout::{dropout, dropout_backward};
