@@ -478,7 +478,7 @@ mod avx512 {
     ) {
         let n = b.n;
         let (a_rs, a_cs) = (a.rs, a.cs);
-        let per_tile = balanced(m, MR);
+        let per_tile = balanced(m, if a_cs == 1 { ROWS_UNROLLED } else { MR });
         for panel in 0..n.div_ceil(NR) {
             let j0 = panel * NR;
             let width = NR.min(n - j0);
@@ -517,6 +517,11 @@ mod avx512 {
             }
         }
     }
+
+    /// Rows per wide tile when A's columns are contiguous and the tile takes two steps of p
+    /// per row pointer: 2 x 13 accumulators, four B vectors and a broadcast fill 31 of the 32
+    /// registers; 14 rows spilled an accumulator to the stack in every step.
+    const ROWS_UNROLLED: usize = 13;
 
     /// Rows per narrow tile: 28 accumulators of one vector each.
     const MR_NARROW: usize = 28;
