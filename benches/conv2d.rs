@@ -5,8 +5,9 @@
 //!
 //! CPU, by [`ConvVariant`]: 1, the reference at batch 8 (too slow for 64 to be pleasant);
 //! then at the training batch of 64, 2, im2col + GEMM with each GEMM under it (version 2,
-//! matrixmultiply, and version 4 with each micro-kernel this CPU runs), and 3, direct on each
-//! version-4 micro-kernel. Kernels this CPU cannot run are skipped, with a line saying so.
+//! matrixmultiply, and version 4 with each micro-kernel this CPU runs), 3, direct, and 4,
+//! Winograd F(2x2, 3x3) (its weight gradient is direct's; strided layers run direct), each on
+//! every version-4 micro-kernel. Kernels this CPU cannot run are skipped, with a line saying so.
 //! Each is validated against the reference at batch 8 first. GPU: batch 8 on a software adapter (lavapipe),
 //! 64 on a hardware one; each timed batch of iterations is recorded into one encoder and the
 //! clock stops when the GPU has finished.
@@ -54,6 +55,8 @@ fn bench(c: &mut Criterion) {
                 ("2_im2col_avx2", 64, v4_avx2, ConvVariant::Im2col),
                 ("3_direct_avx512", 64, v4_512, ConvVariant::Direct),
                 ("3_direct_avx2", 64, v4_avx2, ConvVariant::Direct),
+                ("4_winograd_avx512", 64, v4_512, ConvVariant::Winograd),
+                ("4_winograd_avx2", 64, v4_avx2, ConvVariant::Winograd),
             ] {
                 let chosen =
                     gemm_packed::choose(Some(gemm)).and_then(|()| choose_variant(Some(conv)));

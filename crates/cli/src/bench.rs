@@ -43,8 +43,9 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = GemmFlag::Auto)]
     pub gemm: GemmFlag,
     /// The CPU convolution algorithm: auto (direct where a version-4 GEMM kernel is active,
-    /// else im2col), reference (the plain loops; slow), im2col (+ the GEMM above), or direct
-    /// (the version-4 micro-kernels reading a zero-padded image, no im2col).
+    /// else im2col), reference (the plain loops; slow), im2col (+ the GEMM above), direct
+    /// (the version-4 micro-kernels reading a zero-padded image, no im2col), or winograd
+    /// (F(2x2, 3x3) where it applies, direct elsewhere).
     #[arg(long, value_enum, default_value_t = ConvFlag::Auto)]
     pub conv: ConvFlag,
     /// Print one JSON object (model, batch_size, median_ms, images_per_sec, ...) and nothing else.
@@ -77,6 +78,9 @@ pub enum ConvFlag {
     Im2col,
     /// Direct: no im2col matrix (needs a version-4 GEMM kernel).
     Direct,
+    /// Winograd F(2x2, 3x3) for 3x3 stride-1 Same layers, direct for the others (needs a
+    /// version-4 GEMM kernel).
+    Winograd,
 }
 
 /// The largest batch `bench` makes up: its random input must fit in memory, with room for the
@@ -125,8 +129,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ConvFlag::Reference => Some(ConvVariant::Reference),
         ConvFlag::Im2col => Some(ConvVariant::Im2col),
         ConvFlag::Direct => Some(ConvVariant::Direct),
+        ConvFlag::Winograd => Some(ConvVariant::Winograd),
     })
-    .map_err(|e| anyhow::anyhow!("--conv direct: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("--conv: {e}"))?;
     let (device, line) = crate::device::select(args.device)?;
     info!("{line}");
     if !device.is_gpu() {

@@ -40,6 +40,8 @@
 
 use rayon::prelude::*;
 
+use crate::simd::multiversion;
+
 /// Rows per block in the fast reductions (each block has its own `f64` partial sums).
 pub const BLOCK_ROWS: usize = 256;
 
@@ -154,25 +156,7 @@ fn shifted_moments(x: &[f32], c: usize, shift: &[f32]) -> (Vec<f64>, Vec<f64>) {
         .zip(x.par_chunks(BLOCK_ROWS * c))
         .for_each(|(acc, block)| {
             let (s1, s2) = acc.split_at_mut(c);
-            // f32 sums over runs of RUN_ROWS rows (vectorised), each run then added into the
-            // block's f64 sums: the per-element work is f32, the long sums are f64.
-            let (mut r1, mut r2) = (vec![0.0f32; c], vec![0.0f32; c]);
-            for run in block.chunks(RUN_ROWS * c) {
-                r1.fill(0.0);
-                r2.fill(0.0);
-                for row in run.chunks_exact(c) {
-                    for (((a1, a2), &v), &k) in r1.iter_mut().zip(r2.iter_mut()).zip(row).zip(shift)
-                    {
-                        let dev = v - k;
-                        *a1 += dev;
-                        *a2 += dev * dev;
-                    }
-                }
-                for (((a1, a2), &t1), &t2) in s1.iter_mut().zip(s2.iter_mut()).zip(&r1).zip(&r2) {
-                    *a1 += t1 as f64;
-                    *a2 += t2 as f64;
-                }
-            }
+            moments_block(block, shift, s1, s2);
         });
     let (mut s1, mut s2) = (vec![0.0f64; c], vec![0.0f64; c]);
     for p in partial.chunks_exact(2 * c) {
@@ -184,26 +168,56 @@ fn shifted_moments(x: &[f32], c: usize, shift: &[f32]) -> (Vec<f64>, Vec<f64>) {
     (s1, s2)
 }
 
+multiversion! {
+    /// One block of [`shifted_moments`]: `f32` sums over runs of [`RUN_ROWS`] rows (the
+    /// vectorised part), each run then added into the block's `f64` sums `s1`, `s2`.
+    fn moments_block(block: &[f32], shift: &[f32], s1: &mut [f64], s2: &mut [f64]) {
+        let c = shift.len();
+        let (mut r1, mut r2) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for run in block.chunks(RUN_ROWS * c) {
+            r1.fill(0.0);
+            r2.fill(0.0);
+            for row in run.chunks_exact(c) {
+                for (((a1, a2), &v), &k) in r1.iter_mut().zip(r2.iter_mut()).zip(row).zip(shift) {
+                    let dev = v - k;
+                    *a1 += dev;
+                    *a2 += dev * dev;
+                }
+            }
+            for (((a1, a2), &t1), &t2) in s1.iter_mut().zip(s2.iter_mut()).zip(&r1).zip(&r2) {
+                *a1 += t1 as f64;
+                *a2 += t2 as f64;
+            }
+        }
+    }
+}
+
 /// `y = (x - shift) * scale + offset` per channel (then `max(y, 0)` with `relu`), in
 /// parallel over blocks of rows.
 fn affine(x: &[f32], c: usize, t: Affine, relu: bool, y: &mut [f32]) {
     let rows_per_task = (CHUNK / c).max(1);
     y.par_chunks_mut(rows_per_task * c)
         .zip(x.par_chunks(rows_per_task * c))
-        .for_each(|(y_blk, x_blk)| {
-            for (y_row, x_row) in y_blk.chunks_exact_mut(c).zip(x_blk.chunks_exact(c)) {
-                for ((((o, &v), &m), &s), &b) in y_row
-                    .iter_mut()
-                    .zip(x_row)
-                    .zip(t.shift)
-                    .zip(t.scale)
-                    .zip(t.offset)
-                {
-                    let z = (v - m) * s + b;
-                    *o = if relu { z.max(0.0) } else { z };
-                }
+        .for_each(|(y_blk, x_blk)| affine_block(x_blk, t, relu, y_blk));
+}
+
+multiversion! {
+    /// One block of rows of [`affine`].
+    fn affine_block(x_blk: &[f32], t: Affine, relu: bool, y_blk: &mut [f32]) {
+        let c = t.shift.len();
+        for (y_row, x_row) in y_blk.chunks_exact_mut(c).zip(x_blk.chunks_exact(c)) {
+            for ((((o, &v), &m), &s), &b) in y_row
+                .iter_mut()
+                .zip(x_row)
+                .zip(t.shift)
+                .zip(t.scale)
+                .zip(t.offset)
+            {
+                let z = (v - m) * s + b;
+                *o = if relu { z.max(0.0) } else { z };
             }
-        });
+        }
+    }
 }
 
 /// The per-channel map of a forward pass: `y = (x - shift) * scale + offset`. The fused
@@ -534,51 +548,7 @@ fn dy_column_sums(
         .zip(dy.par_chunks(BLOCK_ROWS * c))
         .for_each(|((acc, x_blk), dy_blk)| {
             let (acc_db, acc_dg) = acc.split_at_mut(c);
-            // As in `shifted_moments`: f32 over runs of RUN_ROWS rows, then into f64.
-            let (mut r_db, mut r_dg) = (vec![0.0f32; c], vec![0.0f32; c]);
-            for (x_run, dy_run) in x_blk.chunks(RUN_ROWS * c).zip(dy_blk.chunks(RUN_ROWS * c)) {
-                r_db.fill(0.0);
-                r_dg.fill(0.0);
-                for (x_row, dy_row) in x_run.chunks_exact(c).zip(dy_run.chunks_exact(c)) {
-                    match mask {
-                        None => {
-                            for ((((db, dg), &v), &g), &m) in r_db
-                                .iter_mut()
-                                .zip(r_dg.iter_mut())
-                                .zip(x_row)
-                                .zip(dy_row)
-                                .zip(mean)
-                            {
-                                *db += g;
-                                *dg += g * (v - m);
-                            }
-                        }
-                        Some(t) => {
-                            // Zipped slices, no indexing: this loop vectorises like the one
-                            // above (indexing the factors by channel kept it scalar, 2x slower).
-                            for (((db, dg), (&v, &g)), ((&m, &s), &b)) in r_db
-                                .iter_mut()
-                                .zip(r_dg.iter_mut())
-                                .zip(x_row.iter().zip(dy_row))
-                                .zip(t.shift.iter().zip(t.scale).zip(t.offset))
-                            {
-                                let g = if (v - m) * s + b > 0.0 { g } else { 0.0 };
-                                *db += g;
-                                *dg += g * (v - m);
-                            }
-                        }
-                    }
-                }
-                for (((db, dg), &t1), &t2) in acc_db
-                    .iter_mut()
-                    .zip(acc_dg.iter_mut())
-                    .zip(&r_db)
-                    .zip(&r_dg)
-                {
-                    *db += t1 as f64;
-                    *dg += t2 as f64;
-                }
-            }
+            dy_sums_block(x_blk, dy_blk, mean, mask, acc_db, acc_dg);
         });
     let mut db = vec![0.0f64; c];
     let mut dg = vec![0.0f64; c];
@@ -589,6 +559,65 @@ fn dy_column_sums(
         }
     }
     (db, dg)
+}
+
+multiversion! {
+    /// One block of [`dy_column_sums`] into its `f64` sums `acc_db`, `acc_dg`.
+    fn dy_sums_block(
+        x_blk: &[f32],
+        dy_blk: &[f32],
+        mean: &[f32],
+        mask: Option<Affine>,
+        acc_db: &mut [f64],
+        acc_dg: &mut [f64],
+    ) {
+        let c = mean.len();
+        // As in `shifted_moments`: f32 over runs of RUN_ROWS rows, then into f64.
+        let (mut r_db, mut r_dg) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for (x_run, dy_run) in x_blk.chunks(RUN_ROWS * c).zip(dy_blk.chunks(RUN_ROWS * c)) {
+            r_db.fill(0.0);
+            r_dg.fill(0.0);
+            for (x_row, dy_row) in x_run.chunks_exact(c).zip(dy_run.chunks_exact(c)) {
+                match mask {
+                    None => {
+                        for ((((db, dg), &v), &g), &m) in r_db
+                            .iter_mut()
+                            .zip(r_dg.iter_mut())
+                            .zip(x_row)
+                            .zip(dy_row)
+                            .zip(mean)
+                        {
+                            *db += g;
+                            *dg += g * (v - m);
+                        }
+                    }
+                    Some(t) => {
+                        // Zipped slices, no indexing: this loop vectorises like the one
+                        // above (indexing the factors by channel kept it scalar, 2x slower).
+                        for (((db, dg), (&v, &g)), ((&m, &s), &b)) in r_db
+                            .iter_mut()
+                            .zip(r_dg.iter_mut())
+                            .zip(x_row.iter().zip(dy_row))
+                            .zip(t.shift.iter().zip(t.scale).zip(t.offset))
+                        {
+                            let g = if (v - m) * s + b > 0.0 { g } else { 0.0 };
+                            *db += g;
+                            *dg += g * (v - m);
+                        }
+                    }
+                }
+            }
+            for (((db, dg), &t1), &t2) in acc_db
+                .iter_mut()
+                .zip(acc_dg.iter_mut())
+                .zip(&r_db)
+                .zip(&r_dg)
+            {
+                *db += t1 as f64;
+                *dg += t2 as f64;
+            }
+        }
+    }
 }
 
 /// The backward's `dx = gamma * inv_std * (dy - dbeta/R - xhat * dgamma/R)` with
@@ -613,42 +642,54 @@ fn backward_dx(
     mask: Option<Affine>,
     dx: &mut [f32],
 ) {
-    let (a, mdb, k) = (&f.a, &f.mdb, &f.k);
     let rows_per_task = (CHUNK / c).max(1);
     dx.par_chunks_mut(rows_per_task * c)
         .zip(x.par_chunks(rows_per_task * c))
         .zip(dy.par_chunks(rows_per_task * c))
-        .for_each(|((dx_blk, x_blk), dy_blk)| {
-            for ((dx_row, x_row), dy_row) in dx_blk
-                .chunks_exact_mut(c)
-                .zip(x_blk.chunks_exact(c))
-                .zip(dy_blk.chunks_exact(c))
-            {
-                if let Some(t) = mask {
-                    for ((((o, &g), &v), (&a, (&mdb, &k))), ((&m, &s), &b)) in dx_row
-                        .iter_mut()
-                        .zip(dy_row)
-                        .zip(x_row)
-                        .zip(a.iter().zip(mdb.iter().zip(k)))
-                        .zip(t.shift.iter().zip(t.scale).zip(t.offset))
-                    {
-                        let g = if (v - m) * s + b > 0.0 { g } else { 0.0 };
-                        *o = a * (g - mdb - (v - m) * k);
-                    }
-                    continue;
-                }
-                for (((((o, &g), &v), &m), &a), (&mdb, &k)) in dx_row
+        .for_each(|((dx_blk, x_blk), dy_blk)| dx_block(x_blk, dy_blk, mean, f, mask, dx_blk));
+}
+
+multiversion! {
+    /// One block of rows of [`backward_dx`].
+    fn dx_block(
+        x_blk: &[f32],
+        dy_blk: &[f32],
+        mean: &[f32],
+        f: &DxFactors,
+        mask: Option<Affine>,
+        dx_blk: &mut [f32],
+    ) {
+        let (c, a, mdb, k) = (mean.len(), &f.a, &f.mdb, &f.k);
+        for ((dx_row, x_row), dy_row) in dx_blk
+            .chunks_exact_mut(c)
+            .zip(x_blk.chunks_exact(c))
+            .zip(dy_blk.chunks_exact(c))
+        {
+            if let Some(t) = mask {
+                for ((((o, &g), &v), (&a, (&mdb, &k))), ((&m, &s), &b)) in dx_row
                     .iter_mut()
                     .zip(dy_row)
                     .zip(x_row)
-                    .zip(mean)
-                    .zip(a)
-                    .zip(mdb.iter().zip(k))
+                    .zip(a.iter().zip(mdb.iter().zip(k)))
+                    .zip(t.shift.iter().zip(t.scale).zip(t.offset))
                 {
+                    let g = if (v - m) * s + b > 0.0 { g } else { 0.0 };
                     *o = a * (g - mdb - (v - m) * k);
                 }
+                continue;
             }
-        });
+            for (((((o, &g), &v), &m), &a), (&mdb, &k)) in dx_row
+                .iter_mut()
+                .zip(dy_row)
+                .zip(x_row)
+                .zip(mean)
+                .zip(a)
+                .zip(mdb.iter().zip(k))
+            {
+                *o = a * (g - mdb - (v - m) * k);
+            }
+        }
+    }
 }
 
 /// `moving = momentum * moving + (1 - momentum) * batch`, element-wise (Keras; pass the biased

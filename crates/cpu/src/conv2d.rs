@@ -39,6 +39,7 @@ use std::thread::LocalKey;
 use rayon::prelude::*;
 
 use crate::conv2d_direct::{conv2d_backward_weight_direct, conv2d_forward_direct};
+use crate::conv2d_winograd::{conv2d_forward_winograd, winograd_applies};
 use crate::gemm::{gemm, gemm_serial, Mat};
 use crate::gemm_packed::{self, PackedB};
 use crate::padding::{input_coord, window};
@@ -259,16 +260,21 @@ pub enum ConvVariant {
     /// fields from a zero-padded copy of each image, no im2col matrix. Needs a version-4
     /// kernel; a pointwise layer (no windows to gather) runs as im2col's single GEMM.
     Direct,
+    /// 4: Winograd F(2x2, 3x3) (`crate::conv2d_winograd`) for 3x3 stride-1 `Same` layers
+    /// (and their input gradients), on the version-4 kernels; its weight gradient, and every
+    /// other layer, is direct's.
+    Winograd,
 }
 
 /// The variant chosen for the process: 0 = automatic, else 1 + the index in `ALL`.
 static CONV_CHOICE: AtomicU8 = AtomicU8::new(0);
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 3] = [
+    pub const ALL: [ConvVariant; 4] = [
         ConvVariant::Reference,
         ConvVariant::Im2col,
         ConvVariant::Direct,
+        ConvVariant::Winograd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -276,6 +282,7 @@ impl ConvVariant {
             ConvVariant::Reference => "reference",
             ConvVariant::Im2col => "im2col",
             ConvVariant::Direct => "direct",
+            ConvVariant::Winograd => "winograd",
         }
     }
 
@@ -284,9 +291,11 @@ impl ConvVariant {
     /// the layer has windows to gather, im2col otherwise.
     pub fn for_dims(d: &Conv2dDims) -> ConvVariant {
         let direct_runs = gemm_packed::available() && !d.is_pointwise();
+        let winograd_runs = gemm_packed::available() && winograd_applies(d);
         match CONV_CHOICE.load(Ordering::Relaxed) {
             1 => ConvVariant::Reference,
             2 => ConvVariant::Im2col,
+            4 if winograd_runs => ConvVariant::Winograd,
             _ if direct_runs => ConvVariant::Direct,
             _ => ConvVariant::Im2col,
         }
@@ -306,8 +315,9 @@ impl ConvVariant {
 /// [`ConvVariant::for_dims`]), for benchmarks. Direct needs a version-4 kernel to be active:
 /// choose the GEMM first.
 pub fn choose_variant(choice: Option<ConvVariant>) -> Result<(), String> {
-    if choice == Some(ConvVariant::Direct) && !gemm_packed::available() {
-        return Err("the direct variant runs on the version-4 GEMM kernels (AVX-512F or AVX2 + FMA), and none is active".into());
+    let needs_v4 = matches!(choice, Some(ConvVariant::Direct | ConvVariant::Winograd));
+    if needs_v4 && !gemm_packed::available() {
+        return Err("the direct and Winograd variants run on the version-4 GEMM kernels (AVX-512F or AVX2 + FMA), and none is active".into());
     }
     let code = match choice {
         None => 0,
@@ -337,6 +347,9 @@ pub fn conv2d_forward(
         (ConvVariant::Direct, Some(kernel)) => {
             conv2d_forward_direct(kernel, d, x, w, bias, relu, y)
         }
+        (ConvVariant::Winograd, Some(kernel)) => {
+            conv2d_forward_winograd(kernel, d, x, w, bias, relu, y)
+        }
         _ => conv2d_forward_im2col(d, x, w, bias, relu, y),
     }
 }
@@ -365,7 +378,10 @@ pub fn conv2d_backward_input(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f3
 pub fn conv2d_backward_weight(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     match (ConvVariant::for_dims(d), gemm_packed::active()) {
         (ConvVariant::Reference, _) => conv2d_backward_weight_reference(d, x, dy, dw),
-        (ConvVariant::Direct, Some(kernel)) => conv2d_backward_weight_direct(kernel, d, x, dy, dw),
+        // Winograd's weight gradient is direct's (see `conv2d_winograd`).
+        (ConvVariant::Direct | ConvVariant::Winograd, Some(kernel)) => {
+            conv2d_backward_weight_direct(kernel, d, x, dy, dw)
+        }
         _ => conv2d_backward_weight_im2col(d, x, dy, dw),
     }
 }

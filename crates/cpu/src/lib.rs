@@ -26,6 +26,7 @@
 //!   active, else [`gemm`].
 //! - [`conv2d_direct`]: the direct variant: version 4's micro-kernels reading the receptive
 //!   fields from a zero-padded image, no im2col matrix.
+//! - [`conv2d_winograd`]: the Winograd variant, F(2x2, 3x3), for 3x3 stride-1 `Same` layers.
 //! - [`dropout`]: inverted dropout with counter-based masks.
 //! - [`elementwise`]: `a + b`, `y += x` and `y += alpha * x` (residual joins, gradient
 //!   accumulation, the L2 gradient).
@@ -42,6 +43,8 @@
 //! - [`peak`]: the measured FMA peak of this CPU, the yardstick of the benchmarks.
 //! - [`relu`]: ReLU and its gradient.
 //! - [`rng`]: the counter-based hash behind dropout masks (the GPU computes the same bits).
+//! - `simd`: `multiversion!`, which compiles a vectorisable kernel body for AVX-512, AVX2
+//!   and the baseline and runs the widest this CPU has.
 //! - [`shortcut`]: ResNet's parameter-free "option A" shortcut (subsample, pad channels).
 //! - [`softmax_xent`]: softmax fused with cross-entropy, and its gradient.
 
@@ -52,6 +55,7 @@ pub mod batchnorm;
 pub mod bias;
 pub mod conv2d;
 pub mod conv2d_direct;
+pub mod conv2d_winograd;
 pub mod dropout;
 pub mod elementwise;
 pub mod gemm;
@@ -65,6 +69,7 @@ pub mod rmsprop;
 pub mod rng;
 pub mod sgd;
 pub mod shortcut;
+mod simd;
 pub mod softmax_xent;
 
 #[cfg(test)]
