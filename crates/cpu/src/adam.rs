@@ -28,6 +28,8 @@
 
 use rayon::prelude::*;
 
+use crate::simd::multiversion;
+
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
@@ -108,12 +110,20 @@ pub fn adam_update(
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
         .for_each(move |(((p, g), m), v)| {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m += (g - *m) * one_minus_b1;
-                *v += (g * g - *v) * one_minus_b2;
-                *p -= *m * lr_t / (v.sqrt() + eps);
-            }
+            block(p, g, m, v, [one_minus_b1, one_minus_b2, lr_t, eps])
         });
+}
+
+multiversion! {
+    /// One block of [`adam_update`]; `k` is `[1 - beta1, 1 - beta2, lr_t, epsilon]`.
+    fn block(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 4]) {
+        let [one_minus_b1, one_minus_b2, lr_t, eps] = k;
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *m += (g - *m) * one_minus_b1;
+            *v += (g * g - *v) * one_minus_b2;
+            *p -= *m * lr_t / (v.sqrt() + eps);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@
 
 use rayon::prelude::*;
 
+use crate::simd::multiversion;
+
 /// Elements per parallel task (64 KiB of f32): large enough that scheduling is free next to
 /// the work, small enough that a few-million-element activation keeps every core busy.
 const CHUNK: usize = 1 << 14;
@@ -30,11 +32,14 @@ pub fn add_reference(a: &[f32], b: &[f32], y: &mut [f32]) {
 /// Fast `y = a + b`; equals [`add_reference`] bit for bit.
 pub fn add(a: &[f32], b: &[f32], y: &mut [f32]) {
     check(a.len(), b.len(), y.len(), "add");
-    let block = |(y, (a, b)): (&mut [f32], (&[f32], &[f32]))| {
-        for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
-            *y = a + b;
+    multiversion! {
+        fn add_block(a: &[f32], b: &[f32], y: &mut [f32]) {
+            for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+                *y = a + b;
+            }
         }
-    };
+    }
+    let block = |(y, (a, b)): (&mut [f32], (&[f32], &[f32]))| add_block(a, b, y);
     if y.len() <= CHUNK {
         block((y, (a, b)));
     } else {
@@ -56,11 +61,14 @@ pub fn axpy_reference(alpha: f32, x: &[f32], y: &mut [f32]) {
 /// Rust does not contract them into a fused multiply-add).
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     check(x.len(), x.len(), y.len(), "axpy");
-    let block = |(y, x): (&mut [f32], &[f32])| {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y += alpha * x;
+    multiversion! {
+        fn axpy_block(alpha: f32, x: &[f32], y: &mut [f32]) {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y += alpha * x;
+            }
         }
-    };
+    }
+    let block = |(y, x): (&mut [f32], &[f32])| axpy_block(alpha, x, y);
     if y.len() <= CHUNK {
         block((y, x));
     } else {
@@ -81,11 +89,14 @@ pub fn add_assign_reference(y: &mut [f32], x: &[f32]) {
 /// Fast `y += x`; equals [`add_assign_reference`] bit for bit.
 pub fn add_assign(y: &mut [f32], x: &[f32]) {
     check(x.len(), x.len(), y.len(), "add_assign");
-    let block = |(y, x): (&mut [f32], &[f32])| {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y += x;
+    multiversion! {
+        fn add_assign_block(y: &mut [f32], x: &[f32]) {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y += x;
+            }
         }
-    };
+    }
+    let block = |(y, x): (&mut [f32], &[f32])| add_assign_block(y, x);
     if y.len() <= CHUNK {
         block((y, x));
     } else {

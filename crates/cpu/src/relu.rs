@@ -15,6 +15,8 @@
 
 use rayon::prelude::*;
 
+use crate::simd::multiversion;
+
 /// Elements per parallel task: big enough that scheduling costs nothing next to the work,
 /// small enough that a few-million-element activation keeps every core busy.
 const CHUNK: usize = 1 << 14;
@@ -43,11 +45,16 @@ pub fn relu_forward(x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "relu: x and y lengths differ");
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| {
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = relu(x);
-            }
-        });
+        .for_each(|(y, x)| forward_block(x, y));
+}
+
+multiversion! {
+    /// One block of [`relu_forward`].
+    fn forward_block(x: &[f32], y: &mut [f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = relu(x);
+        }
+    }
 }
 
 /// Fast forward in place: `y[i] = max(y[i], 0)`.
@@ -75,11 +82,16 @@ pub fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
     assert_eq!(y.len(), dx.len(), "relu backward: y and dx lengths differ");
     dx.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(dx, (y, dy))| {
-            for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
-                *dx = if y > 0.0 { dy } else { 0.0 };
-            }
-        });
+        .for_each(|(dx, (y, dy))| backward_block(y, dy, dx));
+}
+
+multiversion! {
+    /// One block of [`relu_backward`].
+    fn backward_block(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
+            *dx = if y > 0.0 { dy } else { 0.0 };
+        }
+    }
 }
 
 #[cfg(test)]
