@@ -39,6 +39,7 @@ use rayon::prelude::*;
 use crate::conv2d::{with_scratch, with_taken, Conv2dDims};
 use crate::gemm::Mat;
 use crate::gemm_packed::{gemm_packed_segments, Kernel, PackedB, Segments};
+use crate::simd::multiversion;
 
 /// Channels per step of the transforms: one AVX-512 vector of `f32`.
 const LANES: usize = 16;
@@ -73,14 +74,12 @@ fn transform_kernel(d: &Conv2dDims, w: &[f32], u: &mut [f32]) {
         for co in 0..co_n {
             let g = |ky: usize, kx: usize| w[(ky * 3 + kx) * pair + ci * co_n + co];
             // G g: 4 x 3.
-            let mut gg = [[0.0f32; 3]; 4];
-            for kx in 0..3 {
-                let (g0, g1, g2) = (g(0, kx), g(1, kx), g(2, kx));
-                gg[0][kx] = g0;
-                gg[1][kx] = 0.5 * (g0 + g1 + g2);
-                gg[2][kx] = 0.5 * (g0 - g1 + g2);
-                gg[3][kx] = g2;
-            }
+            let gg: [[f32; 3]; 4] = [
+                std::array::from_fn(|kx| g(0, kx)),
+                std::array::from_fn(|kx| 0.5 * (g(0, kx) + g(1, kx) + g(2, kx))),
+                std::array::from_fn(|kx| 0.5 * (g(0, kx) - g(1, kx) + g(2, kx))),
+                std::array::from_fn(|kx| g(2, kx)),
+            ];
             // (G g) Gᵀ: 4 x 4.
             for (i, row) in gg.iter().enumerate() {
                 let (a, b, c) = (row[0], row[1], row[2]);
@@ -133,7 +132,10 @@ fn store(dst: &mut [f32], v: &[f32; LANES], lanes: usize) {
     }
 }
 
-/// `V[ξ][t][c] = (Bᵀ d B)[ξ]` for every tile `t` of the padded image and channel `c`.
+multiversion! {
+/// `V[ξ][t][c] = (Bᵀ d B)[ξ]` for every tile `t` of the padded image and channel `c`
+/// (compiled for the widest SIMD the CPU has: in baseline SSE2 the transforms took longer
+/// than the 16 GEMMs).
 fn transform_input(d: &Conv2dDims, xp: &[f32], wp: usize, v: &mut [f32]) {
     let (th, tw) = tiles(d);
     let (c_n, t_n) = (d.c_in, th * tw);
@@ -176,7 +178,9 @@ fn transform_input(d: &Conv2dDims, xp: &[f32], wp: usize, v: &mut [f32]) {
         }
     }
 }
+}
 
+multiversion! {
 /// `y` (one image) from the products: `Aᵀ M A` per tile and output channel, plus the bias,
 /// then the ReLU; outputs past an odd edge are dropped.
 fn transform_output(d: &Conv2dDims, m: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]) {
@@ -225,6 +229,7 @@ fn transform_output(d: &Conv2dDims, m: &[f32], bias: Option<&[f32]>, relu: bool,
             }
         }
     }
+}
 }
 
 /// Forward pass, Winograd F(2x2, 3x3): `y = conv(x, w) + bias`, then `max(y, 0)` with

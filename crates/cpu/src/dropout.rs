@@ -23,6 +23,8 @@
 use crate::rng::uniform;
 use rayon::prelude::*;
 
+use crate::simd::multiversion;
+
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
@@ -64,21 +66,37 @@ pub fn dropout_forward(x: &[f32], p: f32, seed: u32, y: &mut [f32], mask: &mut [
         .enumerate()
         .for_each(move |(chunk, ((y, mask), x))| {
             // The global index of this chunk's first element.
-            let start = chunk * CHUNK;
-            // Pass 1: draw the mask. The hash is scalar integer work, but choosing between two
-            // constants compiles to a compare and a bit-and, with no branch to mispredict.
-            for (i, m) in mask.iter_mut().enumerate() {
-                let keep = uniform(seed, (start + i) as u32) >= p;
-                *m = if keep { scale } else { 0.0 };
-            }
-            // Pass 2: apply it, a vectorised select over contiguous slices (`m` is `scale`
-            // exactly where kept). Not simply `x * m`: a dropped inf or NaN must give 0.
-            // Doing both in one loop was slower than the reference: the compiler turned the
-            // select between `x * scale` and 0 into a branch on a coin flip.
-            for ((y, &x), &m) in y.iter_mut().zip(x).zip(mask.iter()) {
-                *y = if m != 0.0 { x * m } else { 0.0 };
-            }
+            forward_block(x, p, seed, scale, chunk * CHUNK, y, mask)
         });
+}
+
+multiversion! {
+    /// One chunk of [`dropout_forward`], its first element at global index `start`.
+    /// Compiled for AVX-512 or AVX2 where the CPU has them: the hash's 32-bit multiplies
+    /// vectorise there (`vpmulld`), and not in baseline SSE2.
+    fn forward_block(
+        x: &[f32],
+        p: f32,
+        seed: u32,
+        scale: f32,
+        start: usize,
+        y: &mut [f32],
+        mask: &mut [f32],
+    ) {
+        // Pass 1: draw the mask. Choosing between two constants compiles to a compare and a
+        // bit-and, with no branch to mispredict.
+        for (i, m) in mask.iter_mut().enumerate() {
+            let keep = uniform(seed, (start + i) as u32) >= p;
+            *m = if keep { scale } else { 0.0 };
+        }
+        // Pass 2: apply it, a vectorised select over contiguous slices (`m` is `scale`
+        // exactly where kept). Not simply `x * m`: a dropped inf or NaN must give 0.
+        // Doing both in one loop was slower than the reference: the compiler turned the
+        // select between `x * scale` and 0 into a branch on a coin flip.
+        for ((y, &x), &m) in y.iter_mut().zip(x).zip(mask.iter()) {
+            *y = if m != 0.0 { x * m } else { 0.0 };
+        }
+    }
 }
 
 /// Backward: `dx[i] = dy[i] * mask[i]` (overwrites `dx`).

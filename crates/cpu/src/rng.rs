@@ -14,7 +14,7 @@ pub fn pcg_hash(input: u32) -> u32 {
 }
 
 /// A uniform number in `[0, 1)` with 24 bits of resolution, for element `i` under `seed`.
-#[inline]
+#[inline(always)]
 pub fn uniform(seed: u32, i: u32) -> f32 {
     let h = pcg_hash(i ^ pcg_hash(seed));
     (h >> 8) as f32 * (1.0 / 16_777_216.0)
