@@ -44,6 +44,8 @@ use crate::padding::{input_coord, window};
 use crate::Padding;
 use rayon::prelude::*;
 
+use crate::simd::multiversion;
+
 /// Most channels handled together in the fast backward passes of max and average pooling
 /// (the size of their stack arrays).
 pub const CHANNEL_BLOCK: usize = 64;
@@ -158,30 +160,35 @@ pub fn maxpool2d_forward(d: &Pool2dDims, x: &[f32], y: &mut [f32]) {
     if y.is_empty() {
         return;
     }
-    let (h, w, c) = (d.h, d.w, d.c);
-    let image_len = h * w * c;
     // One task per output row (b, oy): `out_w` pixels of `c` channels.
-    y.par_chunks_mut(d.out_w * c)
+    y.par_chunks_mut(d.out_w * d.c)
         .enumerate()
-        .for_each(|(row, y_row)| {
-            let (b, oy) = (row / d.out_h, row % d.out_h);
-            let x_img = &x[b * image_len..(b + 1) * image_len];
-            let rows = window(oy, d.stride, d.pad_top, d.k, h);
-            for (ox, y_px) in y_row.chunks_exact_mut(c).enumerate() {
-                let cols = window(ox, d.stride, d.pad_left, d.k, w);
-                y_px.fill(f32::NEG_INFINITY);
-                for iy in rows.clone() {
-                    // The window's pixels in this input row are contiguous: `cols.len() * c`
-                    // values, visited in the same (row-major) order as the reference.
-                    let x_span = &x_img[(iy * w + cols.start) * c..(iy * w + cols.end) * c];
-                    for x_px in x_span.chunks_exact(c) {
-                        for (o, &v) in y_px.iter_mut().zip(x_px) {
-                            *o = if v > *o { v } else { *o };
-                        }
+        .for_each(|(row, y_row)| forward_row(d, x, row, y_row));
+}
+
+multiversion! {
+    /// Output row `row` (image `row / out_h`) of [`maxpool2d_forward`].
+    fn forward_row(d: &Pool2dDims, x: &[f32], row: usize, y_row: &mut [f32]) {
+        let (h, w, c) = (d.h, d.w, d.c);
+        let image_len = h * w * c;
+        let (b, oy) = (row / d.out_h, row % d.out_h);
+        let x_img = &x[b * image_len..(b + 1) * image_len];
+        let rows = window(oy, d.stride, d.pad_top, d.k, h);
+        for (ox, y_px) in y_row.chunks_exact_mut(c).enumerate() {
+            let cols = window(ox, d.stride, d.pad_left, d.k, w);
+            y_px.fill(f32::NEG_INFINITY);
+            for iy in rows.clone() {
+                // The window's pixels in this input row are contiguous: `cols.len() * c`
+                // values, visited in the same (row-major) order as the reference.
+                let x_span = &x_img[(iy * w + cols.start) * c..(iy * w + cols.end) * c];
+                for x_px in x_span.chunks_exact(c) {
+                    for (o, &v) in y_px.iter_mut().zip(x_px) {
+                        *o = if v > *o { v } else { *o };
                     }
                 }
             }
-        });
+        }
+    }
 }
 
 /// Reference backward: `dx` (overwritten) gets each `dy` at the first element of its window
@@ -239,51 +246,57 @@ pub fn maxpool2d_backward(d: &Pool2dDims, x: &[f32], dy: &[f32], dx: &mut [f32])
     dx.par_chunks_mut(h * w * c)
         .zip(x.par_chunks(h * w * c))
         .zip(dy.par_chunks(d.out_h * d.out_w * c))
-        .for_each(|((dx_img, x_img), dy_img)| {
-            dx_img.fill(0.0);
-            let mut max_buf = [0.0f32; CHANNEL_BLOCK];
-            for (oy, dy_row) in dy_img.chunks_exact(d.out_w * c).enumerate() {
-                let rows = window(oy, d.stride, d.pad_top, d.k, h);
-                for (ox, dy_px) in dy_row.chunks_exact(c).enumerate() {
-                    let cols = window(ox, d.stride, d.pad_left, d.k, w);
-                    for c0 in (0..c).step_by(CHANNEL_BLOCK) {
-                        let c1 = (c0 + CHANNEL_BLOCK).min(c);
-                        let max = &mut max_buf[..c1 - c0];
-                        let g = &dy_px[c0..c1];
-                        // Pass 1: the maximum of each channel over the window.
-                        max.fill(f32::NEG_INFINITY);
-                        for iy in rows.clone() {
-                            for ix in cols.clone() {
-                                let base = (iy * w + ix) * c;
-                                let x_blk = &x_img[base + c0..base + c1];
-                                for (m, &v) in max.iter_mut().zip(x_blk) {
-                                    *m = if v > *m { v } else { *m };
-                                }
+        .for_each(|((dx_img, x_img), dy_img)| backward_image(d, x_img, dy_img, dx_img));
+}
+
+multiversion! {
+    /// One image of [`maxpool2d_backward`] (compiled for the widest SIMD the CPU has).
+    fn backward_image(d: &Pool2dDims, x_img: &[f32], dy_img: &[f32], dx_img: &mut [f32]) {
+        let (h, w, c) = (d.h, d.w, d.c);
+        dx_img.fill(0.0);
+        let mut max_buf = [0.0f32; CHANNEL_BLOCK];
+        for (oy, dy_row) in dy_img.chunks_exact(d.out_w * c).enumerate() {
+            let rows = window(oy, d.stride, d.pad_top, d.k, h);
+            for (ox, dy_px) in dy_row.chunks_exact(c).enumerate() {
+                let cols = window(ox, d.stride, d.pad_left, d.k, w);
+                for c0 in (0..c).step_by(CHANNEL_BLOCK) {
+                    let c1 = (c0 + CHANNEL_BLOCK).min(c);
+                    let max = &mut max_buf[..c1 - c0];
+                    let g = &dy_px[c0..c1];
+                    // Pass 1: the maximum of each channel over the window.
+                    max.fill(f32::NEG_INFINITY);
+                    for iy in rows.clone() {
+                        for ix in cols.clone() {
+                            let base = (iy * w + ix) * c;
+                            let x_blk = &x_img[base + c0..base + c1];
+                            for (m, &v) in max.iter_mut().zip(x_blk) {
+                                *m = if v > *m { v } else { *m };
                             }
                         }
-                        // Pass 2: route each gradient to the first element equal to the max.
-                        for iy in rows.clone() {
-                            for ix in cols.clone() {
-                                let base = (iy * w + ix) * c;
-                                let x_blk = &x_img[base + c0..base + c1];
-                                let dx_blk = &mut dx_img[base + c0..base + c1];
-                                for (((dxe, &v), m), &g) in
-                                    dx_blk.iter_mut().zip(x_blk).zip(max.iter_mut()).zip(g)
-                                {
-                                    // `hit` is all ones where `v` is the max, else all zeros,
-                                    // and `g & hit` is `g` or `+0.0`. (Written as a select,
-                                    // `if v == *m { g } else { 0.0 }`, LLVM turned it into a
-                                    // branch and this loop ran scalar, about 7x slower.)
-                                    let hit = ((v == *m) as u32).wrapping_neg();
-                                    *dxe += f32::from_bits(g.to_bits() & hit);
-                                    *m = if hit != 0 { f32::NAN } else { *m };
-                                }
+                    }
+                    // Pass 2: route each gradient to the first element equal to the max.
+                    for iy in rows.clone() {
+                        for ix in cols.clone() {
+                            let base = (iy * w + ix) * c;
+                            let x_blk = &x_img[base + c0..base + c1];
+                            let dx_blk = &mut dx_img[base + c0..base + c1];
+                            for (((dxe, &v), m), &g) in
+                                dx_blk.iter_mut().zip(x_blk).zip(max.iter_mut()).zip(g)
+                            {
+                                // `hit` is all ones where `v` is the max, else all zeros,
+                                // and `g & hit` is `g` or `+0.0`. (Written as a select,
+                                // `if v == *m { g } else { 0.0 }`, LLVM turned it into a
+                                // branch and this loop ran scalar, about 7x slower.)
+                                let hit = ((v == *m) as u32).wrapping_neg();
+                                *dxe += f32::from_bits(g.to_bits() & hit);
+                                *m = if hit != 0 { f32::NAN } else { *m };
                             }
                         }
                     }
                 }
             }
-        });
+        }
+    }
 }
 
 #[cfg(test)]
