@@ -24,7 +24,7 @@
 //! Why the fast versions are faster: the references walk down one column at a time (stride
 //! `c`), one channel after another. The fast versions split the rows into blocks of
 //! [`BLOCK_ROWS`] rows that rayon runs in parallel; each block sums its rows in `f32` over
-//! short runs of [`RUN_ROWS`] rows (a contiguous row-by-row loop the compiler vectorises) and
+//! short runs of `RUN_ROWS` (8) rows (a contiguous row-by-row loop the compiler vectorises) and
 //! adds each run's sums into its own `f64` per-channel partial sums. The partial sums (one
 //! `c`-long slice per block, in one buffer allocated per call) are then added up in block
 //! order, so the result does not depend on the thread count. (Summing every element in `f64`

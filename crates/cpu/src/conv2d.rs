@@ -9,9 +9,11 @@
 //! - input gradient:  `dx[b,iy,ix,ci] = sum_{oy,ox,ky,kx,co} dy[b,oy,ox,co] * w[ky,kx,ci,co]`
 //! - weight gradient: `dw[ky,kx,ci,co] = sum_{b,oy,ox} x[b,iy,ix,ci] * dy[b,oy,ox,co]`
 //!
-//! Two versions of each:
+//! The variants ([`ConvVariant`]; `conv2d_forward`, `conv2d_backward_input` and
+//! `conv2d_backward_weight` run the one chosen for each layer, direct by default where a
+//! version-4 GEMM kernel is active):
 //! 1. `*_reference`: the loops above, written out. The specification.
-//! 2. the fast kernel: im2col + GEMM (Chellapilla et al., "High Performance Convolutional Neural
+//! 2. im2col + GEMM (`*_im2col`, below; Chellapilla et al., "High Performance Convolutional Neural
 //!    Networks for Document Processing", 2006). `im2col` copies each output pixel's receptive
 //!    field into one row of a `[pixels][kh*kw*c_in]` matrix; the convolution is then one GEMM
 //!    with the HWIO kernel seen as a `[kh*kw*c_in][c_out]` matrix, and its result is already
@@ -31,6 +33,9 @@
 //!      adds each row back onto the pixels it came from.
 //!    - weight gradient: `dw = colsᵀ · dy`, summed over chunks: each task accumulates into its
 //!      own partial `dw`, and the partials are added at the end (no locks, deterministic).
+//!
+//! Variants 3, direct (`crate::conv2d_direct`), and 4, Winograd F(2x2, 3x3)
+//! (`crate::conv2d_winograd`), live in their own files, each with a header like this one.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -9,7 +9,7 @@
 //! starting at `xp[(oy * stride + ky) * wp * c_in + ox * stride * c_in]`. So the im2col matrix
 //! of that output row *is* a strided view of `xp`: row stride `stride * c_in`, and `kh`
 //! segments one padded row (`wp * c_in` floats) apart. The micro-kernels of
-//! [`gemm_packed`] walk A in such [`Segments`], so a direct convolution is one
+//! [`gemm_packed`](crate::gemm_packed) walk A in such [`Segments`], so a direct convolution is one
 //! `gemm_packed_segments` call per output row, with the kernel packed once per layer call
 //! (its rows are already in `(ky, kx, ci)` order, the order the segments walk).
 //!
