@@ -198,7 +198,7 @@ pub fn conv2d_backward_weight_direct(
 mod tests {
     use super::*;
     use crate::conv2d::{conv2d_backward_weight_reference, conv2d_forward_reference};
-    use crate::testutil::{assert_close, random_vec};
+    use crate::testutil::{assert_close, random_vec, v4_kernels};
     use crate::Padding;
 
     /// Awkward shapes for the direct kernels: odd sizes and channel counts, kernels 1 to 5
@@ -229,20 +229,6 @@ mod tests {
         v
     }
 
-    /// The version-4 kernels this CPU runs; the others are named as skipped.
-    fn kernels() -> Vec<Kernel> {
-        [Kernel::Avx512, Kernel::Avx2Fma]
-            .into_iter()
-            .filter(|k| {
-                let ok = k.supported();
-                if !ok {
-                    eprintln!("skipped: this CPU cannot run the {} kernel", k.name());
-                }
-                ok
-            })
-            .collect()
-    }
-
     #[test]
     fn padded_image_has_the_image_inside_and_zeros_around() {
         let d = Conv2dDims::new(1, 3, 4, 2, 3, 3, 1, 1, Padding::Same).unwrap();
@@ -268,7 +254,7 @@ mod tests {
 
     #[test]
     fn forward_direct_matches_reference() {
-        for (kernel, (i, d)) in kernels()
+        for (kernel, (i, d)) in v4_kernels()
             .into_iter()
             .flat_map(|k| shapes().into_iter().enumerate().map(move |s| (k, s)))
         {
@@ -292,7 +278,7 @@ mod tests {
 
     #[test]
     fn backward_weight_direct_matches_reference() {
-        for (kernel, (i, d)) in kernels()
+        for (kernel, (i, d)) in v4_kernels()
             .into_iter()
             .flat_map(|k| shapes().into_iter().enumerate().map(move |s| (k, s)))
         {

@@ -293,21 +293,8 @@ pub fn conv2d_forward_winograd(
 mod tests {
     use super::*;
     use crate::conv2d::conv2d_forward_reference;
-    use crate::testutil::{assert_close, random_vec};
+    use crate::testutil::{assert_close, random_vec, v4_kernels};
     use crate::Padding;
-
-    fn kernels() -> Vec<Kernel> {
-        [Kernel::Avx512, Kernel::Avx2Fma]
-            .into_iter()
-            .filter(|k| {
-                let ok = k.supported();
-                if !ok {
-                    eprintln!("skipped: this CPU cannot run the {} kernel", k.name());
-                }
-                ok
-            })
-            .collect()
-    }
 
     #[test]
     fn applies_to_3x3_stride_1_same_only() {
@@ -334,7 +321,7 @@ mod tests {
             (2, 7, 11, 32, 20),
             (1, 4, 13, 40, 64),
         ];
-        for kernel in kernels() {
+        for kernel in v4_kernels() {
             for (i, &(n, h, w, ci, co)) in cases.iter().enumerate() {
                 let d = Conv2dDims::new(n, h, w, ci, 3, 3, co, 1, Padding::Same).unwrap();
                 let seed = 40 + i as u64;
@@ -366,7 +353,7 @@ mod tests {
         let w = random_vec(d.weight_len(), 92);
         let mut want = vec![0.0; d.output_len()];
         conv2d_forward_reference(&d, &x, &w, None, &mut want);
-        let Some(&kernel) = kernels().first() else {
+        let Some(&kernel) = v4_kernels().first() else {
             return;
         };
         let mut got = vec![0.0; d.output_len()];

@@ -740,25 +740,11 @@ mod avx512 {
 mod tests {
     use super::*;
     use crate::gemm::gemm_reference;
-    use crate::testutil::{assert_close, random_vec};
-
-    /// The kernels this CPU runs; the others are named as skipped.
-    fn kernels() -> Vec<Kernel> {
-        [Kernel::Avx512, Kernel::Avx2Fma]
-            .into_iter()
-            .filter(|k| {
-                let ok = k.supported();
-                if !ok {
-                    eprintln!("skipped: this CPU cannot run the {} kernel", k.name());
-                }
-                ok
-            })
-            .collect()
-    }
+    use crate::testutil::{assert_close, random_vec, v4_kernels};
 
     #[test]
     fn matches_reference_on_awkward_shapes() {
-        for kernel in kernels() {
+        for kernel in v4_kernels() {
             matches_reference_with(kernel);
         }
     }
@@ -830,7 +816,7 @@ mod tests {
     /// every kernel, with row counts that split into uneven tiles and narrow and wide panels.
     #[test]
     fn segmented_a_matches_reference_on_the_gathered_matrix() {
-        for kernel in kernels() {
+        for kernel in v4_kernels() {
             let mut pb = PackedB::default();
             // (m, count, len, cs, rs, stride, n)
             for &(m, count, len, cs, rs, stride, n) in &[
@@ -886,7 +872,7 @@ mod tests {
     /// that end a panel in each half and in the narrow tiles; `pack` clears it.
     #[test]
     fn bias_in_the_epilogue_matches_reference_plus_bias() {
-        for kernel in kernels() {
+        for kernel in v4_kernels() {
             let mut pb = PackedB::default();
             for &(m, k, n) in &[
                 (17, 9, 16),
@@ -937,7 +923,7 @@ mod tests {
     /// A given transposed (rs = 1), as the weight gradient uses it.
     #[test]
     fn transposed_a_matches_reference() {
-        for kernel in kernels() {
+        for kernel in v4_kernels() {
             transposed_a_with(kernel);
         }
     }

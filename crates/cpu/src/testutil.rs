@@ -66,3 +66,18 @@ pub fn assert_grad_matches_fd(
         );
     }
 }
+
+/// The GEMM version-4 micro-kernels this CPU runs; the others are named as skipped.
+pub fn v4_kernels() -> Vec<crate::gemm_packed::Kernel> {
+    use crate::gemm_packed::Kernel;
+    [Kernel::Avx512, Kernel::Avx2Fma]
+        .into_iter()
+        .filter(|k| {
+            let ok = k.supported();
+            if !ok {
+                eprintln!("skipped: this CPU cannot run the {} kernel", k.name());
+            }
+            ok
+        })
+        .collect()
+}
