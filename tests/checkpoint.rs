@@ -3,13 +3,7 @@
 
 mod common;
 
-use common::random;
-
-fn tmp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("scratchnet-ckpt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use common::{random, temp_dir};
 
 #[test]
 fn save_then_load_reproduces_predictions() {
@@ -22,7 +16,8 @@ fn save_then_load_reproduces_predictions() {
         b.predict(&x).unwrap().to_vec(),
         "different seeds, different weights"
     );
-    let path = tmp("roundtrip.safetensors");
+    let scratch = temp_dir("ckpt");
+    let path = scratch.join("roundtrip.safetensors");
     nn::checkpoint::save(&a, &path).unwrap();
     nn::checkpoint::load(&mut b, &path).unwrap();
     assert_eq!(pa, b.predict(&x).unwrap().to_vec());
@@ -31,7 +26,8 @@ fn save_then_load_reproduces_predictions() {
 #[test]
 fn bad_weights_files_are_clear_errors_and_change_nothing() {
     let other = models::build("keras6_v3", 1).unwrap();
-    let path = tmp("other.safetensors");
+    let scratch = temp_dir("ckpt");
+    let path = scratch.join("other.safetensors");
     nn::checkpoint::save(&other, &path).unwrap();
     let mut m = models::build("keras6", 1).unwrap();
     let before: Vec<Vec<f32>> = m.store.iter().map(|(_, p)| p.value.to_vec()).collect();
@@ -42,7 +38,8 @@ fn bad_weights_files_are_clear_errors_and_change_nothing() {
         "{err}"
     );
 
-    let corrupt = tmp("corrupt.safetensors");
+    let scratch = temp_dir("ckpt");
+    let corrupt = scratch.join("corrupt.safetensors");
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&corrupt, &bytes).unwrap();
@@ -51,14 +48,15 @@ fn bad_weights_files_are_clear_errors_and_change_nothing() {
         .to_string();
     assert!(err.contains("corrupt.safetensors"), "{err}");
 
-    let garbage = tmp("garbage.bin");
+    let scratch = temp_dir("ckpt");
+    let garbage = scratch.join("garbage.bin");
     std::fs::write(&garbage, b"definitely not weights").unwrap();
     let err = nn::checkpoint::load(&mut m, &garbage)
         .unwrap_err()
         .to_string();
     assert!(err.contains("garbage.bin"), "{err}");
 
-    let err = nn::checkpoint::load(&mut m, &tmp("missing.safetensors"))
+    let err = nn::checkpoint::load(&mut m, &temp_dir("ckpt").join("missing.safetensors"))
         .unwrap_err()
         .to_string();
     assert!(err.contains("missing.safetensors"), "{err}");
@@ -79,7 +77,8 @@ fn non_finite_weights_are_refused_by_name() {
             .map(|(id, p)| (id, p.name.clone()))
             .unwrap();
         poisoned.store.get_mut(id).value.data_mut()[7] = bad;
-        let path = tmp("poisoned.safetensors");
+        let scratch = temp_dir("ckpt");
+        let path = scratch.join("poisoned.safetensors");
         nn::checkpoint::save(&poisoned, &path).unwrap();
         let mut m = models::build("keras6", 2).unwrap();
         let before: Vec<Vec<f32>> = m.store.iter().map(|(_, p)| p.value.to_vec()).collect();
@@ -115,7 +114,8 @@ fn training_checkpoints_restore_the_optimiser() {
     for n in 0..3 {
         step(&mut a, &mut opt_a, n);
     }
-    let path = tmp("training.safetensors");
+    let scratch = temp_dir("ckpt");
+    let path = scratch.join("training.safetensors");
     nn::checkpoint::save_training(&a, &opt_a, "{\"at\": 3}", &path).unwrap();
     // The checkpoint is also a plain weights file.
     let mut plain = models::build("keras6", 7).unwrap();
@@ -144,7 +144,8 @@ fn training_checkpoints_restore_the_optimiser() {
         .to_string();
     assert!(err.contains("adam") && err.contains("sgd"), "{err}");
     // A weights file is not a training checkpoint.
-    let weights = tmp("weights-only.safetensors");
+    let scratch = temp_dir("ckpt");
+    let weights = scratch.join("weights-only.safetensors");
     nn::checkpoint::save(&a, &weights).unwrap();
     let err = nn::checkpoint::load_training(&mut b, &mut opt_b, &weights)
         .unwrap_err()

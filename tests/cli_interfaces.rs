@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{s, scratchnet, temp_dir, text, tiny_cifar};
+use common::{s, scratchnet, temp_dir, text, tiny_cifar, Scratch};
 
 /// Writes a PNG of `w x h` pixels with `channels` (1 gray, 3 RGB, 4 RGBA) from `pixel(x, y)`.
 fn write_png(path: &Path, w: u32, h: u32, channels: usize, pixel: impl Fn(u32, u32) -> Vec<u8>) {
@@ -35,7 +35,7 @@ fn json_of(out: &str) -> serde_json::Value {
 }
 
 /// A folder whose test batch is the first image of `data`'s, labelled `label`.
-fn one_image_test(data: &Path, name: &str) -> (std::path::PathBuf, Vec<u8>, u8) {
+fn one_image_test(data: &Path, name: &str) -> (Scratch, Vec<u8>, u8) {
     let bytes = std::fs::read(data.join("test_batch.bin")).unwrap();
     let record = bytes[..3073].to_vec();
     let d = temp_dir(name);
@@ -350,7 +350,7 @@ fn threads_and_the_default_data_folder() {
             "1",
         ])
         .args(["--device", "cpu", "--run-dir", s(&run)])
-        .env("SCRATCHNET_DATA", &data)
+        .env("SCRATCHNET_DATA", &*data)
         .output()
         .unwrap();
     let (out, err) = text(&o);
@@ -366,7 +366,7 @@ fn threads_and_the_default_data_folder() {
             "cpu",
         ])
         .args(["--threads", "2"])
-        .env("SCRATCHNET_DATA", &data)
+        .env("SCRATCHNET_DATA", &*data)
         .output()
         .unwrap();
     let (out, err) = text(&o);

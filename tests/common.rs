@@ -94,16 +94,36 @@ pub fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// A fresh, empty folder for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scratchnet-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh, empty folder for one test, removed with everything in it when the value is dropped
+/// (a test's folders hold fake CIFAR-10 batches, runs and weights: hundreds of MB that would
+/// otherwise pile up in the temporary directory, run after run). Use it as a `Path`.
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A fresh, empty folder named after the test (`scratchnet-<name>-XXXXXX`).
+pub fn temp_dir(name: &str) -> Scratch {
+    Scratch(
+        tempfile::Builder::new()
+            .prefix(&format!("scratchnet-{name}-"))
+            .tempdir()
+            .expect("create a temporary folder"),
+    )
 }
 
 /// A CIFAR-10 binary folder with `records` random images per batch file.
-pub fn tiny_cifar(name: &str, records: usize) -> PathBuf {
+pub fn tiny_cifar(name: &str, records: usize) -> Scratch {
     let d = temp_dir(name);
     let mut state = 12345u32;
     let mut next = || {

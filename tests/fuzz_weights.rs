@@ -15,10 +15,10 @@ mod common;
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::random;
+use common::{random, temp_dir};
 use nn::optim::Adam;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -52,12 +52,6 @@ const NUMBERS: [&str; 10] = [
 ];
 
 const DTYPES: [&str; 8] = ["F64", "BF16", "U8", "BOOL", "I64", "F8_E4M3", "F4", "X"];
-
-fn tmp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scratchnet-fuzz-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The header's length and its JSON, if the file still has them.
 fn header(b: &[u8]) -> Option<(usize, &[u8])> {
@@ -227,7 +221,8 @@ fn fuzz(
     load: &mut dyn FnMut(&Path) -> Result<(), String>,
 ) -> (usize, usize) {
     let trace = std::env::var_os("FUZZ_TRACE").is_some();
-    let path = tmp_dir().join(format!("{name}.safetensors"));
+    let scratch = temp_dir("fuzz");
+    let path = scratch.join(format!("{name}.safetensors"));
     let shown = path.display().to_string();
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut ok, mut err) = (0, 0);
@@ -280,7 +275,8 @@ fn fuzz(
 #[test]
 fn weights_loader_survives_mutations() {
     let saved = models::build("plain8", 1).unwrap();
-    let path = tmp_dir().join("plain8-valid.safetensors");
+    let scratch = temp_dir("fuzz");
+    let path = scratch.join("plain8-valid.safetensors");
     nn::checkpoint::save(&saved, &path).unwrap();
     let valid = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
@@ -323,7 +319,8 @@ fn training_checkpoint_loader_survives_mutations() {
         step: 0,
     };
     nn::step::record_train_step(&mut a, &mut opt, batch, 0.0, &mut metrics).unwrap();
-    let path = tmp_dir().join("plain8-training.safetensors");
+    let scratch = temp_dir("fuzz");
+    let path = scratch.join("plain8-training.safetensors");
     nn::checkpoint::save_training(&a, &opt, "{\"epoch\": 1}", &path).unwrap();
     let valid = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
@@ -354,7 +351,8 @@ fn training_checkpoint_loader_survives_mutations() {
 #[test]
 fn absurd_shapes_and_offsets_are_refused() {
     let model = models::build("plain8", 1).unwrap();
-    let path = tmp_dir().join("absurd.safetensors");
+    let scratch = temp_dir("fuzz");
+    let path = scratch.join("absurd.safetensors");
     nn::checkpoint::save(&model, &path).unwrap();
     let valid = std::fs::read(&path).unwrap();
     let (n, json) = header(&valid).unwrap();

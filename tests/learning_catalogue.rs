@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A CIFAR-10 folder with the first `per_batch` records of each subset file.
-fn small_subset(subset: &Path, per_batch: usize, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scratchnet-learn-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn small_subset(subset: &Path, per_batch: usize, name: &str) -> common::Scratch {
+    let dir = common::temp_dir(&format!("learn-{name}"));
     for f in [
         "data_batch_1",
         "data_batch_2",
@@ -32,11 +31,9 @@ fn small_subset(subset: &Path, per_batch: usize, name: &str) -> PathBuf {
 fn losses(model: &str, per_batch: usize, epochs: usize, batch: Option<usize>) -> Option<Vec<f32>> {
     let subset = common::subset_dir()?;
     let data = small_subset(&subset, per_batch, model);
-    // A fresh run directory: a run never trains into one that holds a run.
-    let _ = std::fs::remove_dir_all(data.join("run"));
     let args = cli::TrainArgs {
         model: Some(model.into()),
-        data: Some(data.clone()),
+        data: Some(data.to_path_buf()),
         epochs: Some(epochs),
         batch_size: batch,
         seed: Some(1),

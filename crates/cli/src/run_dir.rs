@@ -252,16 +252,19 @@ mod tests {
         }
     }
 
-    fn fresh(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("scratchnet-rundir-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
+    /// A path that does not exist yet, inside a fresh folder that is removed when the test ends.
+    fn fresh(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let scratch = tempfile::Builder::new()
+            .prefix(&format!("scratchnet-rundir-{name}-"))
+            .tempdir()
+            .unwrap();
+        let d = scratch.path().join("run");
+        (scratch, d)
     }
 
     #[test]
     fn history_rows_round_trip_and_reconcile_without_rewriting() {
-        let d = fresh("history");
+        let (_scratch, d) = fresh("history");
         let run = RunDir::create(&d).unwrap();
         run.start_history().unwrap();
         run.append_history(&record(1)).unwrap();
@@ -291,7 +294,7 @@ mod tests {
 
     #[test]
     fn an_existing_run_is_not_overwritten_and_is_locked() {
-        let d = fresh("exists");
+        let (_scratch, d) = fresh("exists");
         let run = RunDir::create(&d).unwrap();
         run.write_config("{}").unwrap();
         // Locked while `run` lives, even for a resume.
@@ -305,13 +308,14 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(d.join(CONFIG)).unwrap(), "{}");
         assert!(RunDir::open(&d).is_ok());
-        let err = RunDir::open(&fresh("nothing")).err().unwrap().to_string();
+        let (_nothing, missing) = fresh("nothing");
+        let err = RunDir::open(&missing).err().unwrap().to_string();
         assert!(err.contains("not a run directory"), "{err}");
     }
 
     #[test]
     fn a_damaged_history_is_a_clear_error() {
-        let d = fresh("badhistory");
+        let (_scratch, d) = fresh("badhistory");
         std::fs::create_dir_all(&d).unwrap();
         let p = d.join(HISTORY);
         std::fs::write(&p, "a,b\n1,2\n").unwrap();

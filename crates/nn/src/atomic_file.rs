@@ -108,12 +108,12 @@ fn is_temporary_of(name: &str, target: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("scratchnet-atomic-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh folder, removed when the test ends.
+    fn dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("scratchnet-atomic-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn names(d: &Path) -> Vec<String> {
@@ -127,19 +127,21 @@ mod tests {
 
     #[test]
     fn replaces_the_file_and_leaves_nothing_else() {
-        let d = dir("replace");
+        let scratch = dir("replace");
+        let d = scratch.path();
         let p = d.join("w.safetensors");
         write_atomic(&p, b"first").unwrap();
         write_atomic(&p, b"second, longer").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"second, longer");
-        assert_eq!(names(&d), ["w.safetensors"]);
+        assert_eq!(names(d), ["w.safetensors"]);
     }
 
     /// A disk that fills up part-way: the error comes back, the old file is intact and no
     /// temporary file is left.
     #[test]
     fn a_failed_write_keeps_the_old_file_and_removes_the_temporary() {
-        let d = dir("full");
+        let scratch = dir("full");
+        let d = scratch.path();
         let p = d.join("w.safetensors");
         write_atomic(&p, b"the good checkpoint").unwrap();
         let err = write_atomic_with(&p, b"a new checkpoint", |f, bytes| {
@@ -149,15 +151,16 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         assert_eq!(std::fs::read(&p).unwrap(), b"the good checkpoint");
-        assert_eq!(names(&d), ["w.safetensors"]);
+        assert_eq!(names(d), ["w.safetensors"]);
         // A target in a folder that does not exist fails without creating anything.
         assert!(write_atomic(&d.join("missing/w.safetensors"), b"x").is_err());
-        assert_eq!(names(&d), ["w.safetensors"]);
+        assert_eq!(names(d), ["w.safetensors"]);
     }
 
     #[test]
     fn stale_temporaries_are_recognised_by_name_only() {
-        let d = dir("stale");
+        let scratch = dir("stale");
+        let d = scratch.path();
         for n in [
             ".w.safetensors.123-0.tmp",
             ".w.safetensors.9-17.tmp",
@@ -179,7 +182,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            names(&d),
+            names(d),
             [
                 ".other.bin.5-0.tmp",
                 ".w.safetensors.12x-0.tmp",
