@@ -43,7 +43,10 @@ use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
-use crate::conv2d_direct::{conv2d_backward_weight_direct, conv2d_forward_direct};
+use crate::conv2d_direct::{
+    conv2d_backward_weight_direct, conv2d_forward_direct, conv2d_forward_direct_relu_masked,
+    conv2d_relu_backward_weight_direct,
+};
 use crate::conv2d_winograd::{conv2d_forward_winograd, winograd_applies};
 use crate::gemm::{gemm, gemm_serial, Mat};
 use crate::gemm_packed::{self, PackedB};
@@ -391,6 +394,62 @@ pub fn conv2d_backward_weight(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f
     }
 }
 
+/// The gradients of a convolution with a fused ReLU, `y = max(conv(x, w) + b, 0)`, given its
+/// output `y` and `dy`: with `dz = dy` where `y > 0`, else 0, writes `dx` (the input gradient
+/// of `dz`), `dw` and `db` (`Σ dz` over every position), each only where asked.
+///
+/// On the direct variant the mask is applied where `dy` is read: as each band of `dy` is
+/// packed for `dw` (and `db` summed from the packed band), and as each image of `dy` is
+/// padded for `dx` (stride 1). `dz` is never written out, which saves a pass over the
+/// output-sized tensor and its allocation, and `db`'s pass. Other variants, and strided
+/// input gradients, make `dz` first and run the plain gradients on it.
+// The three gradients and what they are computed from.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_backward(
+    d: &Conv2dDims,
+    x: &[f32],
+    w: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    dw: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
+) {
+    d.check(x.len(), w.len(), dy.len());
+    assert_eq!(y.len(), dy.len(), "conv2d: y and dy differ in length");
+    let kernel = gemm_packed::active();
+    let direct = |d: &Conv2dDims| ConvVariant::for_dims(d) == ConvVariant::Direct;
+    let dx_as_forward = d.input_gradient_as_forward().filter(direct);
+    let fused =
+        direct(d) && (dx.is_none() || dx_as_forward.is_some()) && (dw.is_some() || db.is_none());
+    match kernel {
+        Some(kernel) if fused => {
+            if let (Some(dx), Some(t)) = (dx, dx_as_forward) {
+                with_scratch(&ROTATED, w.len(), |r| {
+                    rotate_kernel(d, w, r);
+                    conv2d_forward_direct_relu_masked(kernel, &t, dy, y, r, dx)
+                });
+            }
+            if let Some(dw) = dw {
+                conv2d_relu_backward_weight_direct(kernel, d, x, y, dy, dw, db);
+            }
+        }
+        _ => {
+            let mut dz = vec![0.0; dy.len()];
+            crate::relu::relu_backward(y, dy, &mut dz);
+            if let Some(dx) = dx {
+                conv2d_backward_input(d, &dz, w, dx);
+            }
+            if let Some(dw) = dw {
+                conv2d_backward_weight(d, x, &dz, dw);
+            }
+            if let Some(db) = db {
+                crate::bias::bias_grad(&dz, d.c_out, db);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Version 2: im2col + GEMM, parallel over chunks of images.
 
@@ -726,13 +785,24 @@ pub fn conv2d_backward_weight_im2col(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: 
 
 /// `out[i] = Σ_r partials[r * len + i]`, parallel over blocks of `out`.
 pub(crate) fn sum_partials(partials: &[f32], ranges: usize, out: &mut [f32]) {
-    let len = out.len();
+    sum_partials_at(partials, ranges, out.len(), 0, out)
+}
+
+/// [`sum_partials`] of `out.len()` floats from offset `from` of partials `stride` floats apart
+/// (one part of partials that hold more than one result each).
+pub(crate) fn sum_partials_at(
+    partials: &[f32],
+    ranges: usize,
+    stride: usize,
+    from: usize,
+    out: &mut [f32],
+) {
     const BLOCK: usize = 4096;
     out.par_chunks_mut(BLOCK).enumerate().for_each(|(blk, o)| {
-        let s = blk * BLOCK;
+        let s = from + blk * BLOCK;
         o.copy_from_slice(&partials[s..s + o.len()]);
         for r in 1..ranges {
-            let p = &partials[r * len + s..r * len + s + o.len()];
+            let p = &partials[r * stride + s..r * stride + s + o.len()];
             for (a, b) in o.iter_mut().zip(p) {
                 *a += b;
             }
@@ -828,6 +898,61 @@ mod tests {
             let mut got = vec![f32::NAN; d.weight_len()];
             f(d, &x, &dy, &mut got);
             assert_close(&got, &want, 1e-4, &format!("{name} backward weight {d:?}"));
+        }
+    }
+
+    /// Every combination of wanted gradients, on every shape (strided ones take the path
+    /// that makes dz first), against ReLU's backward followed by the reference gradients.
+    #[test]
+    fn relu_backward_matches_mask_then_reference() {
+        use crate::bias::bias_grad_reference;
+        use crate::relu::relu_backward_reference;
+        for (i, d) in shapes().iter().enumerate() {
+            let x = random_vec(d.input_len(), 300 + i as u64);
+            let w = random_vec(d.weight_len(), 310 + i as u64);
+            let dy = random_vec(d.output_len(), 320 + i as u64);
+            let y: Vec<f32> = random_vec(d.output_len(), 330 + i as u64)
+                .into_iter()
+                .map(|v| v.max(0.0))
+                .collect();
+            let mut dz = vec![0.0; d.output_len()];
+            relu_backward_reference(&y, &dy, &mut dz);
+            let mut want_dx = vec![0.0; d.input_len()];
+            let mut want_dw = vec![0.0; d.weight_len()];
+            let mut want_db = vec![0.0; d.c_out];
+            conv2d_backward_input_reference(d, &dz, &w, &mut want_dx);
+            conv2d_backward_weight_reference(d, &x, &dz, &mut want_dw);
+            bias_grad_reference(&dz, d.c_out, &mut want_db);
+            for wants in 1..8u32 {
+                let (wx, ww, wb) = (wants & 1 != 0, wants & 2 != 0, wants & 4 != 0);
+                let mut dx = vec![f32::NAN; d.input_len()];
+                let mut dw = vec![f32::NAN; d.weight_len()];
+                let mut db = vec![f32::NAN; d.c_out];
+                conv2d_relu_backward(
+                    d,
+                    &x,
+                    &w,
+                    &y,
+                    &dy,
+                    wx.then_some(dx.as_mut_slice()),
+                    ww.then_some(dw.as_mut_slice()),
+                    wb.then_some(db.as_mut_slice()),
+                );
+                let what = format!("{d:?} wants dx {wx} dw {ww} db {wb}");
+                if wx {
+                    assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
+                }
+                if ww {
+                    assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
+                }
+                if wb {
+                    assert_close(&db, &want_db, 1e-4, &format!("{what}: db"));
+                }
+                // What was not asked for is not touched.
+                assert!(wx || dx.iter().all(|v| v.is_nan()), "{what}: dx written");
+                assert!(ww || dw.iter().all(|v| v.is_nan()), "{what}: dw written");
+                assert!(wb || db.iter().all(|v| v.is_nan()), "{what}: db written");
+            }
         }
     }
 

@@ -30,7 +30,7 @@ use std::cell::Cell;
 
 use rayon::prelude::*;
 
-use crate::conv2d::{with_scratch, with_taken, Conv2dDims};
+use crate::conv2d::{sum_partials_at, with_scratch, with_taken, Conv2dDims};
 use crate::gemm::Mat;
 use crate::gemm_packed::{gemm_packed_segments, Kernel, PackedB, Segments};
 
@@ -57,8 +57,9 @@ impl Conv2dDims {
 }
 
 /// Copies one image (`h x w x c_in`) into `xp` (`hp x wp x c_in`, [`Conv2dDims::padded_hw`])
-/// at `(pad_top, pad_left)`, zeros around it.
-fn pad_image(d: &Conv2dDims, img: &[f32], xp: &mut [f32]) {
+/// at `(pad_top, pad_left)`, zeros around it. With `relu_y` (an image of the same shape), the
+/// copy is ReLU's backward: `img` where `relu_y > 0`, else 0.
+fn pad_image(d: &Conv2dDims, img: &[f32], relu_y: Option<&[f32]>, xp: &mut [f32]) {
     let (_, wp) = d.padded_hw();
     let c = d.c_in;
     let left = d.pad_left.min(wp);
@@ -70,7 +71,13 @@ fn pad_image(d: &Conv2dDims, img: &[f32], xp: &mut [f32]) {
             continue;
         };
         row[..left * c].fill(0.0);
-        row[left * c..(left + cols) * c].copy_from_slice(&img[iy * d.w * c..][..cols * c]);
+        let (dst, src) = (&mut row[left * c..(left + cols) * c], iy * d.w * c);
+        match relu_y {
+            None => dst.copy_from_slice(&img[src..][..cols * c]),
+            Some(y) => {
+                crate::relu::backward_block(&y[src..][..cols * c], &img[src..][..cols * c], dst)
+            }
+        }
         row[(left + cols) * c..].fill(0.0);
     }
 }
@@ -83,6 +90,41 @@ pub fn conv2d_forward_direct(
     kernel: Kernel,
     d: &Conv2dDims,
     x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
+    forward(kernel, d, x, None, w, bias, relu, y)
+}
+
+/// The forward convolution, direct, of `x ⊙ (x_relu_y > 0)` (no bias): a ReLU layer's
+/// backward applied to its gradient `x` as each image is padded, for the input gradient of a
+/// convolution with a fused ReLU taken as a forward convolution of the masked `dy`.
+pub fn conv2d_forward_direct_relu_masked(
+    kernel: Kernel,
+    d: &Conv2dDims,
+    x: &[f32],
+    x_relu_y: &[f32],
+    w: &[f32],
+    y: &mut [f32],
+) {
+    assert_eq!(
+        x_relu_y.len(),
+        x.len(),
+        "conv2d: the mask and x differ in length"
+    );
+    forward(kernel, d, x, Some(x_relu_y), w, None, false, y)
+}
+
+/// [`conv2d_forward_direct`], with `x` masked by ReLU's backward as it is padded when
+/// `x_relu_y` is given.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    kernel: Kernel,
+    d: &Conv2dDims,
+    x: &[f32],
+    x_relu_y: Option<&[f32]>,
     w: &[f32],
     bias: Option<&[f32]>,
     relu: bool,
@@ -104,10 +146,12 @@ pub fn conv2d_forward_direct(
         }
         let pw = &*pw;
         y.par_chunks_mut(d.out_h * out_row)
-            .zip(x.par_chunks(in_img))
-            .for_each(|(yi, xi)| {
+            .enumerate()
+            .for_each(|(b, yi)| {
+                let xi = &x[b * in_img..(b + 1) * in_img];
+                let mask = x_relu_y.map(|m| &m[b * in_img..(b + 1) * in_img]);
                 with_scratch(&PADDED, hp * wp * ci, |xp| {
-                    pad_image(d, xi, xp);
+                    pad_image(d, xi, mask, xp);
                     for (oy, yr) in yi.chunks_exact_mut(out_row).enumerate() {
                         let a = Mat {
                             data: &xp[oy * d.stride * wp * ci..],
@@ -135,7 +179,45 @@ pub fn conv2d_backward_weight_direct(
     dy: &[f32],
     dw: &mut [f32],
 ) {
+    backward_weight(kernel, d, x, dy, None, dw, None)
+}
+
+/// Weight and bias gradients, direct, of a convolution with a fused ReLU, `y = max(conv(x, w)
+/// + b, 0)`: [`conv2d_backward_weight_direct`] of `dz = dy ⊙ (y > 0)`, and `db = Σ dz` over
+/// every position when asked. The mask is applied as each band of `dy` is packed and `db`
+/// summed from the packed band while it is in cache: `dz` is never written out.
+pub fn conv2d_relu_backward_weight_direct(
+    kernel: Kernel,
+    d: &Conv2dDims,
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    assert_eq!(y.len(), dy.len(), "conv2d: y and dy differ in length");
+    backward_weight(kernel, d, x, dy, Some(y), dw, db)
+}
+
+/// The weight gradient of `dy`, or of `dy ⊙ (relu_y > 0)` with `relu_y`; and the bias
+/// gradient (the same, summed over every position) into `db` when given.
+fn backward_weight(
+    kernel: Kernel,
+    d: &Conv2dDims,
+    x: &[f32],
+    dy: &[f32],
+    relu_y: Option<&[f32]>,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
     d.check(x.len(), dw.len(), dy.len());
+    if let Some(db) = &db {
+        assert_eq!(
+            db.len(),
+            d.c_out,
+            "conv2d: db needs one value per output channel"
+        );
+    }
     let (ci, co) = (d.c_in, d.c_out);
     let (hp, wp) = d.padded_hw();
     let (in_img, out_img) = (d.h * d.w * ci, d.out_pixels() * co);
@@ -160,23 +242,35 @@ pub fn conv2d_backward_weight_direct(
     let ranges = rayon::current_num_threads().clamp(1, d.n);
     let per_range = d.n.div_ceil(ranges);
     let ranges = d.n.div_ceil(per_range);
-    let len = dw.len();
+    // Each range's partial: its dw, then its db when asked.
+    let len = dw.len() + if db.is_some() { co } else { 0 };
     with_scratch(&PARTIALS, ranges * len, |partials| {
         partials
             .par_chunks_mut(len)
             .enumerate()
             .for_each(|(r, part)| {
                 part.fill(0.0);
+                let (part, part_db) = part.split_at_mut(d.weight_len());
                 let images = r * per_range..((r + 1) * per_range).min(d.n);
                 with_scratch(&PADDED, hp * wp * ci, |xp| {
                     with_taken(&PACKED_DY, |pdy| {
                         for b in images {
-                            pad_image(d, &x[b * in_img..(b + 1) * in_img], xp);
+                            pad_image(d, &x[b * in_img..(b + 1) * in_img], None, xp);
                             let dyi = &dy[b * out_img..(b + 1) * out_img];
+                            let yi = relu_y.map(|y| &y[b * out_img..(b + 1) * out_img]);
                             for oy in (0..d.out_h).step_by(band) {
                                 let rows = band.min(d.out_h - oy);
                                 let pixels = rows * d.out_w;
-                                pdy.pack(&dyi[oy * d.out_w * co..], pixels, co, co, 1);
+                                let at = oy * d.out_w * co;
+                                match yi {
+                                    None => pdy.pack(&dyi[at..], pixels, co, co, 1),
+                                    Some(yi) => {
+                                        pdy.pack_relu_masked(&dyi[at..], &yi[at..], pixels, co)
+                                    }
+                                }
+                                if !part_db.is_empty() {
+                                    pdy.add_column_sums(part_db);
+                                }
                                 // The band's first input row, in the padded image.
                                 let top = oy * d.stride * wp * ci;
                                 for ky in 0..d.kh {
@@ -200,7 +294,10 @@ pub fn conv2d_backward_weight_direct(
                     })
                 });
             });
-        crate::conv2d::sum_partials(partials, ranges, dw);
+        sum_partials_at(partials, ranges, len, 0, dw);
+        if let Some(db) = db {
+            sum_partials_at(partials, ranges, len, d.weight_len(), db);
+        }
     });
 }
 
@@ -246,7 +343,7 @@ mod tests {
         let (hp, wp) = d.padded_hw();
         assert_eq!((hp, wp), (5, 6));
         let mut xp = vec![f32::NAN; hp * wp * 2];
-        pad_image(&d, &img, &mut xp);
+        pad_image(&d, &img, None, &mut xp);
         for py in 0..hp {
             for px in 0..wp {
                 for c in 0..2 {
@@ -283,6 +380,57 @@ mod tests {
                 conv2d_forward_direct(kernel, d, &x, &w, b, true, &mut got);
                 assert_close(&got, &want, 1e-5, &format!("{what} + relu"));
             }
+        }
+    }
+
+    /// A ReLU output: half its values exactly 0.
+    fn relu_output(len: usize, seed: u64) -> Vec<f32> {
+        random_vec(len, seed)
+            .into_iter()
+            .map(|v| v.max(0.0))
+            .collect()
+    }
+
+    #[test]
+    fn relu_masked_gradients_match_mask_then_reference() {
+        use crate::bias::bias_grad_reference;
+        use crate::relu::relu_backward_reference;
+        for (kernel, (i, d)) in v4_kernels()
+            .into_iter()
+            .flat_map(|k| shapes().into_iter().enumerate().map(move |s| (k, s)))
+        {
+            let d = &d;
+            let x = random_vec(d.input_len(), 80 + i as u64);
+            let dy = random_vec(d.output_len(), 90 + i as u64);
+            let y = relu_output(d.output_len(), 100 + i as u64);
+            let mut dz = vec![f32::NAN; d.output_len()];
+            relu_backward_reference(&y, &dy, &mut dz);
+            let what = format!("{kernel:?} {d:?}");
+            // dw and db from the masked packing.
+            let (mut want_dw, mut want_db) = (vec![0.0; d.weight_len()], vec![0.0; d.c_out]);
+            conv2d_backward_weight_reference(d, &x, &dz, &mut want_dw);
+            bias_grad_reference(&dz, d.c_out, &mut want_db);
+            let (mut dw, mut db) = (vec![f32::NAN; d.weight_len()], vec![f32::NAN; d.c_out]);
+            conv2d_relu_backward_weight_direct(kernel, d, &x, &y, &dy, &mut dw, Some(&mut db));
+            assert_close(&dw, &want_dw, 1e-4, &format!("{what} masked dw"));
+            assert_close(&db, &want_db, 1e-4, &format!("{what} masked db"));
+            conv2d_relu_backward_weight_direct(kernel, d, &x, &y, &dy, &mut dw, None);
+            assert_close(&dw, &want_dw, 1e-4, &format!("{what} masked dw, no db"));
+            // The forward of a masked input (the input gradient's form).
+            let w = random_vec(d.weight_len(), 110 + i as u64);
+            let xm = relu_output(d.input_len(), 120 + i as u64);
+            let mut masked = vec![f32::NAN; d.input_len()];
+            relu_backward_reference(&xm, &x, &mut masked);
+            let mut want = vec![f32::NAN; d.output_len()];
+            conv2d_forward_reference(d, &masked, &w, None, &mut want);
+            let mut got = vec![f32::NAN; d.output_len()];
+            conv2d_forward_direct_relu_masked(kernel, d, &x, &xm, &w, &mut got);
+            assert_close(
+                &got,
+                &want,
+                1e-5,
+                &format!("{what} forward of a masked input"),
+            );
         }
     }
 

@@ -137,28 +137,65 @@ pub struct PackedB {
 impl PackedB {
     /// Packs `b` (element `(p, j)` at `b[p * rs + j * cs]`) into `self`, reusing its buffer.
     pub fn pack(&mut self, b: &[f32], k: usize, n: usize, rs: usize, cs: usize) {
-        let panels = n.div_ceil(NR);
+        if k > 0 && n > 0 {
+            assert!((k - 1) * rs + (n - 1) * cs < b.len(), "pack: B too short");
+        }
+        self.pack_with(k, n, |p, j0, row| {
+            if cs == 1 {
+                // Rows of B contiguous (a kernel matrix, a chunk of dy): one copy each.
+                row.copy_from_slice(&b[p * rs + j0..p * rs + j0 + row.len()]);
+            } else {
+                for (jj, v) in row.iter_mut().enumerate() {
+                    *v = b[p * rs + (j0 + jj) * cs];
+                }
+            }
+        });
+    }
+
+    /// [`PackedB::pack`] of a row-major `k x n` matrix `b` through ReLU's backward: element
+    /// `(p, j)` is `b[p * n + j]` where `y[p * n + j] > 0`, else 0 (as
+    /// [`crate::relu::relu_backward`], bit for bit). A convolution with a fused ReLU packs its
+    /// `dy` this way, so the masked gradient is never written out as a tensor of its own.
+    pub fn pack_relu_masked(&mut self, b: &[f32], y: &[f32], k: usize, n: usize) {
+        assert!(
+            b.len() >= k * n && y.len() >= k * n,
+            "pack: B or y too short"
+        );
+        self.pack_with(k, n, |p, j0, row| {
+            let at = p * n + j0;
+            crate::relu::backward_block(&y[at..at + row.len()], &b[at..at + row.len()], row)
+        });
+    }
+
+    /// Adds each column's sum over the `k` packed rows to `sums[j]` (`j < n`): the bias
+    /// gradient of the rows packed, read while they are in cache.
+    pub fn add_column_sums(&self, sums: &mut [f32]) {
+        assert!(sums.len() >= self.n, "add_column_sums: one sum per column");
+        for (panel, chunk) in sums[..self.n].chunks_mut(NR).enumerate() {
+            let mut acc = [0.0f32; NR];
+            for row in self.panel(panel).chunks_exact(NR) {
+                add_row(&mut acc, row);
+            }
+            chunk.iter_mut().zip(acc).for_each(|(s, a)| *s += a);
+        }
+    }
+
+    /// Sizes the buffer for `k x n` and fills each panel row's first `width` floats with
+    /// `fill(p, j0, row)` (row `p`, columns from `j0`); the padding stays zero.
+    fn pack_with(&mut self, k: usize, n: usize, mut fill: impl FnMut(usize, usize, &mut [f32])) {
         self.k = k;
         self.n = n;
         self.bias.clear();
         self.data.clear();
-        self.data.resize(panels * k * NR, 0.0);
+        self.data.resize(n.div_ceil(NR) * k * NR, 0.0);
         if k == 0 || n == 0 {
             return;
         }
-        assert!((k - 1) * rs + (n - 1) * cs < b.len(), "pack: B too short");
         for (panel, dst) in self.data.chunks_exact_mut(k * NR).enumerate() {
             let j0 = panel * NR;
             let width = NR.min(n - j0);
             for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
-                if cs == 1 {
-                    // Rows of B contiguous (a kernel matrix, a chunk of dy): one copy each.
-                    row[..width].copy_from_slice(&b[p * rs + j0..p * rs + j0 + width]);
-                    continue;
-                }
-                for (jj, v) in row[..width].iter_mut().enumerate() {
-                    *v = b[p * rs + (j0 + jj) * cs];
-                }
+                fill(p, j0, &mut row[..width]);
             }
         }
     }
@@ -185,6 +222,15 @@ impl PackedB {
 
     fn panel(&self, index: usize) -> &[f32] {
         &self.data[index * self.k * NR..(index + 1) * self.k * NR]
+    }
+}
+
+crate::simd::multiversion! {
+    /// `acc += row`, element-wise, over one panel row.
+    fn add_row(acc: &mut [f32; NR], row: &[f32]) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v;
+        }
     }
 }
 

@@ -86,8 +86,9 @@ pub fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
 }
 
 multiversion! {
-    /// One block of [`relu_backward`].
-    fn backward_block(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    /// One block of [`relu_backward`] (also where a convolution applies the mask as it reads
+    /// `dy`: [`crate::gemm_packed::PackedB::pack_relu_masked`], the direct input gradient).
+    pub(crate) fn backward_block(y: &[f32], dy: &[f32], dx: &mut [f32]) {
         for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
             *dx = if y > 0.0 { dy } else { 0.0 };
         }

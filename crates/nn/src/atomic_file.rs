@@ -172,7 +172,7 @@ mod tests {
         ] {
             std::fs::write(d.join(n), b"x").unwrap();
         }
-        let mut removed = remove_stale_temporaries(&d, &["w.safetensors"]).unwrap();
+        let mut removed = remove_stale_temporaries(d, &["w.safetensors"]).unwrap();
         removed.sort();
         assert_eq!(
             removed,

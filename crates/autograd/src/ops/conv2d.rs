@@ -1,9 +1,10 @@
 //! conv2d on the tape: `y = conv(x, w) + b`, optionally followed by a fused ReLU.
 //!
-//! Backward: with ReLU, first `dz = dy ⊙ (y > 0)`, else `dz = dy`; then
+//! Backward: with ReLU, `dz = dy ⊙ (y > 0)`, else `dz = dy`; then
 //! `dx = conv2d_backward_input(dz, w)`, `dw = conv2d_backward_weight(x, dz)`, `db = Σ dz` over
 //! every position, each computed only if that input wants a gradient (the first layer's `dx`
-//! is never needed).
+//! is never needed). With ReLU the three run as one `conv2d_relu_backward`, which on the CPU
+//! applies the mask as it reads `dy` instead of making `dz`.
 
 use tensor::{ops, Padding, Result};
 
@@ -24,28 +25,24 @@ impl Tape {
         let inputs: Vec<Var> = [x, w].into_iter().chain(b).collect();
         let yt = relu.then(|| y.clone());
         Ok(self.push("conv2d", y, &inputs, move |dy, g| {
-            let masked;
-            let dy = match &yt {
-                Some(y) => {
-                    masked = ops::relu_backward(y, dy)?;
-                    &masked
-                }
-                None => dy,
+            let wants = [g.wants(x), g.wants(w), b.is_some_and(|b| g.wants(b))];
+            let [dx, dw, db] = match &yt {
+                // The ReLU's mask is applied where the gradients read dy.
+                Some(y) => ops::conv2d_relu_backward(&xt, &wt, y, dy, stride, padding, wants)?,
+                None => [
+                    wants[0]
+                        .then(|| ops::conv2d_backward_input(dy, &wt, xt.shape(), stride, padding))
+                        .transpose()?,
+                    wants[1]
+                        .then(|| ops::conv2d_backward_weight(&xt, dy, wt.shape(), stride, padding))
+                        .transpose()?,
+                    wants[2].then(|| ops::bias_grad(dy)).transpose()?,
+                ],
             };
-            if g.wants(x) {
-                g.add(
-                    x,
-                    ops::conv2d_backward_input(dy, &wt, xt.shape(), stride, padding)?,
-                )?;
-            }
-            if g.wants(w) {
-                g.add(
-                    w,
-                    ops::conv2d_backward_weight(&xt, dy, wt.shape(), stride, padding)?,
-                )?;
-            }
-            if let Some(b) = b.filter(|&b| g.wants(b)) {
-                g.add(b, ops::bias_grad(dy)?)?;
+            for (v, grad) in [Some(x), Some(w), b].into_iter().zip([dx, dw, db]) {
+                if let (Some(v), Some(grad)) = (v, grad) {
+                    g.add(v, grad)?;
+                }
             }
             Ok(())
         }))

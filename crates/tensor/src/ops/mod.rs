@@ -30,7 +30,9 @@ pub use batchnorm::{
     batchnorm_train, update_moving_average,
 };
 pub use bias::{bias_add, bias_grad};
-pub use conv2d::{conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_dims};
+pub use conv2d::{
+    conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_dims, conv2d_relu_backward,
+};
 pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{add, add_assign, axpy, sum_squares};
 pub use gemm::{gemm, Transpose};
