@@ -186,6 +186,14 @@ impl Grads {
             return Ok(());
         }
         match &mut self.grads[v.0] {
+            // Sum into whichever of the two is not shared: adding into a shared tensor (a
+            // gradient passed through unchanged, as a residual shortcut's) copies it first.
+            Some(acc) if acc.is_shared() && !g.is_shared() => {
+                let mut g = g;
+                ops::add_assign(&mut g, acc)?;
+                *acc = g;
+                Ok(())
+            }
             Some(acc) => ops::add_assign(acc, &g),
             slot @ None => {
                 *slot = Some(g);

@@ -382,6 +382,12 @@ impl Tensor {
     ///
     /// # Panics
     /// On a GPU tensor (see [`Tensor::as_slice`]).
+    /// Whether another tensor shares this one's storage (so [`Tensor::data_mut`] would copy
+    /// it first).
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.storage) > 1 || Arc::weak_count(&self.storage) > 0
+    }
+
     pub fn data_mut(&mut self) -> &mut [f32] {
         match Arc::make_mut(&mut self.storage) {
             Storage::Cpu(b) => &mut b.0,
@@ -424,8 +430,14 @@ mod tests {
     #[test]
     fn clone_is_copy_on_write() {
         let a = Tensor::from_vec([2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert!(!a.is_shared());
         let mut b = a.clone();
+        assert!(a.is_shared() && b.is_shared());
         b.data_mut()[0] = 9.0;
+        assert!(
+            !a.is_shared() && !b.is_shared(),
+            "the write gave b its own copy"
+        );
         assert_eq!(a.as_slice(), &[1.0, 2.0, 3.0, 4.0]);
         assert_eq!(b.as_slice(), &[9.0, 2.0, 3.0, 4.0]);
     }
