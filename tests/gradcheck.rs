@@ -405,6 +405,38 @@ fn residual_add_and_shortcut_gradients() {
         96,
     )
     .unwrap();
+    // The sum and its ReLU as one op (a residual block's end): sums kept at least 0.03 away
+    // from the kink (a: 0.05..1 in size, a third of them negative; b: within 0.02); and a
+    // value used as both operands (its gradient is the sum of the two).
+    let mut a = random([2, 4, 4, 3], 805, 0.05, 1.0);
+    for (i, v) in a.data_mut().iter_mut().enumerate() {
+        if i % 3 == 0 {
+            *v = -*v;
+        }
+    }
+    let b = random([2, 4, 4, 3], 806, -0.02, 0.02);
+    check(
+        &[a.clone(), b],
+        &|t, v| {
+            let y = t.add_relu(v[0], v[1])?;
+            project(t, y, 807)
+        },
+        EPS,
+        TOL,
+        96,
+    )
+    .unwrap();
+    check(
+        &[a],
+        &|t, v| {
+            let y = t.add_relu(v[0], v[0])?;
+            project(t, y, 809)
+        },
+        EPS,
+        TOL,
+        96,
+    )
+    .unwrap();
     let x = random([2, 5, 5, 3], 803, -1.0, 1.0);
     check(
         &[x],

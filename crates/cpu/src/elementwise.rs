@@ -49,6 +49,38 @@ pub fn add(a: &[f32], b: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Reference `y[i] = max(a[i] + b[i], 0)`: a residual block's sum and its ReLU (the ReLU's
+/// `0` for a sum that is not `> 0`, as [`crate::relu`]).
+pub fn add_relu_reference(a: &[f32], b: &[f32], y: &mut [f32]) {
+    check(a.len(), b.len(), y.len(), "add_relu");
+    for i in 0..y.len() {
+        let s = a[i] + b[i];
+        y[i] = if s > 0.0 { s } else { 0.0 };
+    }
+}
+
+/// Fast `y = max(a + b, 0)` in one pass (the sum is never stored); equals
+/// [`add_relu_reference`] bit for bit.
+pub fn add_relu(a: &[f32], b: &[f32], y: &mut [f32]) {
+    check(a.len(), b.len(), y.len(), "add_relu");
+    multiversion! {
+        fn add_relu_block(a: &[f32], b: &[f32], y: &mut [f32]) {
+            for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+                let s = a + b;
+                *y = if s > 0.0 { s } else { 0.0 };
+            }
+        }
+    }
+    let block = |(y, (a, b)): (&mut [f32], (&[f32], &[f32]))| add_relu_block(a, b, y);
+    if y.len() <= CHUNK {
+        block((y, (a, b)));
+    } else {
+        y.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(block);
+    }
+}
+
 /// Reference `y[i] += alpha * x[i]`.
 pub fn axpy_reference(alpha: f32, x: &[f32], y: &mut [f32]) {
     check(x.len(), x.len(), y.len(), "axpy");
@@ -131,6 +163,11 @@ mod tests {
             add(&a, &b, &mut got);
             assert_eq!(bits(&got), bits(&want), "add n {n}");
 
+            let (mut want, mut got) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+            add_relu_reference(&a, &b, &mut want);
+            add_relu(&a, &b, &mut got);
+            assert_eq!(bits(&got), bits(&want), "add_relu n {n}");
+
             let (mut want, mut got) = (b.clone(), b.clone());
             add_assign_reference(&mut want, &a);
             add_assign(&mut got, &a);
@@ -153,6 +190,10 @@ mod tests {
         assert_eq!(y, [5.0, 0.0, 0.5]);
         axpy_reference(2.0, &a, &mut y);
         assert_eq!(y, [7.0, -4.0, 1.5]);
+        add_relu_reference(&a, &b, &mut y);
+        assert_eq!(y, [4.0, 2.0, 0.0]);
+        add_relu_reference(&[-1.0, f32::NAN, 1.0], &[0.5, 1.0, -1.0], &mut y);
+        assert_eq!(bits(&y), bits(&[0.0, 0.0, 0.0]), "not > 0 gives +0");
     }
 
     #[test]

@@ -60,6 +60,10 @@ impl Layer for Residual {
             } => tape.subsample_pad(x, *stride, *before, *after)?,
             Shortcut::Projection(layers) => super::forward_layers(layers, tape, x, ctx)?,
         };
+        if matches!(self.activation, Activation::Relu) {
+            // The sum and its ReLU in one pass (and one mask backward).
+            return Ok(tape.add_relu(h, s)?);
+        }
         let y = tape.add(h, s)?;
         self.activation.apply(tape, y)
     }

@@ -15,6 +15,20 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
+/// `y = max(a + b, 0)`, same shapes, in one pass on the CPU (a residual block's sum and ReLU).
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    crate::ops::same_shape("add_relu", a.shape(), b.shape())?;
+    match crate::ops::same_device("add_relu", &[a, b])? {
+        Device::Cpu => {
+            let mut y = Tensor::uninit_on(a.shape().clone(), &Device::Cpu)?;
+            cpu::elementwise::add_relu(a.as_slice(), b.as_slice(), y.data_mut());
+            Ok(y)
+        }
+        #[cfg(feature = "gpu")]
+        Device::Gpu(_) => crate::ops::relu(&add(a, b)?),
+    }
+}
+
 /// `a += b`, same shapes.
 pub fn add_assign(a: &mut Tensor, b: &Tensor) -> Result<()> {
     crate::ops::same_shape("add", a.shape(), b.shape())?;

@@ -34,7 +34,7 @@ pub use conv2d::{
     conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_dims, conv2d_relu_backward,
 };
 pub use dropout::{dropout, dropout_backward};
-pub use elementwise::{add, add_assign, axpy, sum_squares};
+pub use elementwise::{add, add_assign, add_relu, axpy, sum_squares};
 pub use gemm::{gemm, Transpose};
 pub use lrn::{lrn, lrn_backward, LrnParams};
 pub use maxpool2d::{maxpool2d, maxpool2d_backward, maxpool2d_dims};
