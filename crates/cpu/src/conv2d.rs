@@ -434,19 +434,18 @@ pub fn conv2d_relu_backward(
                 conv2d_relu_backward_weight_direct(kernel, d, x, y, dy, dw, db);
             }
         }
-        _ => {
-            let mut dz = vec![0.0; dy.len()];
-            crate::relu::relu_backward(y, dy, &mut dz);
+        _ => with_scratch(&MASKED_DY, dy.len(), |dz| {
+            crate::relu::relu_backward(y, dy, dz);
             if let Some(dx) = dx {
-                conv2d_backward_input(d, &dz, w, dx);
+                conv2d_backward_input(d, dz, w, dx);
             }
             if let Some(dw) = dw {
-                conv2d_backward_weight(d, x, &dz, dw);
+                conv2d_backward_weight(d, x, dz, dw);
             }
             if let Some(db) = db {
-                crate::bias::bias_grad(&dz, d.c_out, db);
+                crate::bias::bias_grad(dz, d.c_out, db);
             }
-        }
+        }),
     }
 }
 
@@ -470,6 +469,8 @@ thread_local! {
     static PACKED_DY: Cell<PackedB> = Cell::new(PackedB::default());
     /// The rotated kernel of an input gradient taken as a forward convolution.
     static ROTATED: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// `dy` masked by a fused ReLU, where [`conv2d_relu_backward`] cannot mask it in place.
+    static MASKED_DY: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// Runs `f` on this thread's cached value from `slot`, taken out for the call (a fresh default

@@ -39,13 +39,18 @@ pub fn add(a: &[f32], b: &[f32], y: &mut [f32]) {
             }
         }
     }
-    let block = |(y, (a, b)): (&mut [f32], (&[f32], &[f32]))| add_block(a, b, y);
+    par_binary(a, b, y, add_block);
+}
+
+/// Runs `block` on matching chunks of `a`, `b` and `y` (lengths checked by the caller), on
+/// the rayon pool when `y` is longer than one chunk.
+fn par_binary(a: &[f32], b: &[f32], y: &mut [f32], block: fn(&[f32], &[f32], &mut [f32])) {
     if y.len() <= CHUNK {
-        block((y, (a, b)));
+        block(a, b, y);
     } else {
         y.par_chunks_mut(CHUNK)
             .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(block);
+            .for_each(|(y, (a, b))| block(a, b, y));
     }
 }
 
@@ -71,14 +76,7 @@ pub fn add_relu(a: &[f32], b: &[f32], y: &mut [f32]) {
             }
         }
     }
-    let block = |(y, (a, b)): (&mut [f32], (&[f32], &[f32]))| add_relu_block(a, b, y);
-    if y.len() <= CHUNK {
-        block((y, (a, b)));
-    } else {
-        y.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(block);
-    }
+    par_binary(a, b, y, add_relu_block);
 }
 
 /// Reference `y[i] += alpha * x[i]`.
