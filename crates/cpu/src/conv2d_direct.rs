@@ -325,6 +325,9 @@ mod tests {
             (2, 6, 30, 16, 3, 40, 1),
             (2, 8, 8, 32, 3, 33, 2),
             (1, 5, 6, 70, 3, 35, 1),
+            // Row strides of A that the AVX-512 kernel specialises (c_in x stride = 32, 128).
+            (2, 5, 7, 32, 3, 36, 1),
+            (1, 6, 7, 64, 3, 40, 2),
         ];
         let mut v = Vec::new();
         for &(n, h, w, c_in, k, c_out, s) in &cases {

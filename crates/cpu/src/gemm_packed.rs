@@ -24,6 +24,12 @@
 //!   resnet20's first stage (16 channels at 32x32, batch 128) this took a residual block's
 //!   forward from 21.1 to 18.3 ms and its backward from 37.0 to 35.0 ms (medians of 4
 //!   alternated `bench` runs, Intel Xeon with AVX-512, 2 threads).
+//! - A's row stride as a constant (AVX-512, row strides 16, 32, 64 and 128: a direct
+//!   convolution's A has row stride `c_in`): each row of a tile is then a fixed displacement
+//!   from one pointer. With a run-time stride the compiler walks a tile's rows with a chain
+//!   of `lea`s, one per row per step, which take execution ports the FMAs need (perf
+//!   annotate). Forward convolutions, batch 64, medians of 3 alternated runs: 16 channels at
+//!   32x32 +5%, 32-64 channels +2-6%; a tile on data in L1: 76% -> 79% of the FMA peak.
 //! - AVX2 + FMA ([`Kernel::Avx2Fma`]): 16 ymm registers only, so a panel is taken as two
 //!   16-column halves, each a 6 x 16 tile of C in 12 registers (BLIS' Haswell shape): two B
 //!   loads and six broadcasts feed 12 FMAs per step of `p`. A's rows are read once per half.
@@ -532,7 +538,7 @@ mod avx512 {
             let bp = b.panel(panel).as_ptr();
             let bias = b.bias_from(j0);
             if width <= 16 {
-                narrow_panel(
+                let args = (
                     m,
                     seg,
                     a,
@@ -543,24 +549,66 @@ mod avx512 {
                     bias,
                     mlo,
                 );
+                match (a_cs, a_rs) {
+                    (1, 16) => narrow_panel::<16>(args),
+                    _ => narrow_panel::<0>(args),
+                }
                 continue;
             }
-            let mut i0 = 0;
-            while i0 < m {
-                let rows = per_tile.min(m - i0);
-                let ap = a.data.as_ptr().add(i0 * a_rs);
-                let cp = c.as_mut_ptr().add(i0 * ldc + j0);
-                macro_rules! call {
-                    ($($r:literal)*) => {
-                        match rows {
-                            $($r => tile::<$r>(seg, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, bias, mlo, mhi),)*
-                            _ => unreachable!(),
-                        }
-                    };
-                }
-                call!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
-                i0 += rows;
+            let cp = c.as_mut_ptr().add(j0);
+            let args = (m, per_tile, seg, a, bp, cp, ldc, accumulate, bias, mlo, mhi);
+            match (a_cs, a_rs) {
+                (1, 32) => wide_panel::<32>(args),
+                (1, 64) => wide_panel::<64>(args),
+                (1, 128) => wide_panel::<128>(args),
+                _ => wide_panel::<0>(args),
             }
+        }
+    }
+
+    /// The arguments of [`wide_panel`]: `m`, rows per tile, A's segments, A, the panel, C
+    /// from the panel's first column, `ldc`, accumulate, the bias and the two lane masks.
+    type WideArgs<'a> = (
+        usize,
+        usize,
+        Segments,
+        Mat<'a>,
+        *const f32,
+        *mut f32,
+        usize,
+        bool,
+        *const f32,
+        __mmask16,
+        __mmask16,
+    );
+
+    /// The `m` rows of one panel as `per_tile x 32` tiles. `RS` is A's row stride when it is
+    /// known at compile time (0: read it from `a`): with a constant stride each row of a
+    /// tile is a fixed displacement from one pointer, so the compiler addresses A's rows
+    /// with no arithmetic; with a run-time stride it walks them with a chain of `lea`s, one
+    /// per row and step, that competes with the FMAs for the execution ports.
+    ///
+    /// # Safety
+    /// As [`gemm`], for this panel; `RS` is 0 or `a.rs` with `a.cs == 1`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn wide_panel<const RS: usize>(args: WideArgs) {
+        let (m, per_tile, seg, a, bp, c, ldc, accumulate, bias, mlo, mhi) = args;
+        debug_assert!(RS == 0 || (RS == a.rs && a.cs == 1));
+        let mut i0 = 0;
+        while i0 < m {
+            let rows = per_tile.min(m - i0);
+            let ap = a.data.as_ptr().add(i0 * a.rs);
+            let cp = c.add(i0 * ldc);
+            macro_rules! call {
+                ($($r:literal)*) => {
+                    match rows {
+                        $($r => tile::<$r, RS>(seg, ap, (a.rs, a.cs), bp, cp, ldc, accumulate, bias, mlo, mhi),)*
+                        _ => unreachable!(),
+                    }
+                };
+            }
+            call!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+            i0 += rows;
         }
     }
 
@@ -572,6 +620,20 @@ mod avx512 {
     /// Rows per narrow tile: 28 accumulators of one vector each.
     const MR_NARROW: usize = 28;
 
+    /// The arguments of [`narrow_panel`]: `m`, A's segments, A, the panel, C from the panel's
+    /// first column, `ldc`, accumulate, the bias and the lane mask.
+    type NarrowArgs<'a> = (
+        usize,
+        Segments,
+        Mat<'a>,
+        *const f32,
+        *mut f32,
+        usize,
+        bool,
+        *const f32,
+        __mmask16,
+    );
+
     /// A panel with at most 16 valid columns (a 16-channel layer's whole B, or the last
     /// panel of 48 or 144 columns): the 14 x 32 tile would spend half its FMAs on zero
     /// padding, so these rows run as 28 x 16 tiles instead, 28 FMAs per step of `p` on valid
@@ -580,20 +642,11 @@ mod avx512 {
     /// # Safety
     /// As [`gemm`], for the panel at `bp` (its first 16 columns) and C from column `c`'s
     /// position on; `mlo` masks the valid columns.
-    // The panel's pointers, strides and mask, as the tile takes them.
-    #[allow(clippy::too_many_arguments)]
+    /// `RS` is A's row stride when known at compile time, as in [`wide_panel`] (0: `a.rs`).
     #[target_feature(enable = "avx512f")]
-    unsafe fn narrow_panel(
-        m: usize,
-        seg: Segments,
-        a: Mat,
-        bp: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-        bias: *const f32,
-        mlo: __mmask16,
-    ) {
+    unsafe fn narrow_panel<const RS: usize>(args: NarrowArgs) {
+        let (m, seg, a, bp, c, ldc, accumulate, bias, mlo) = args;
+        debug_assert!(RS == 0 || (RS == a.rs && a.cs == 1));
         let per_tile = balanced(m, MR_NARROW);
         let mut i0 = 0;
         while i0 < m {
@@ -603,7 +656,7 @@ mod avx512 {
             macro_rules! call {
                 ($($r:literal)*) => {
                     match rows {
-                        $($r => narrow_tile::<$r>(seg, ap, (a.rs, a.cs), bp, cp, ldc, accumulate, bias, mlo),)*
+                        $($r => narrow_tile::<$r, RS>(seg, ap, (a.rs, a.cs), bp, cp, ldc, accumulate, bias, mlo),)*
                         _ => unreachable!(),
                     }
                 };
@@ -622,7 +675,7 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn narrow_tile<const R: usize>(
+    unsafe fn narrow_tile<const R: usize, const RS: usize>(
         seg: Segments,
         a: *const f32,
         (a_rs, a_cs): (usize, usize),
@@ -633,6 +686,7 @@ mod avx512 {
         bias: *const f32,
         mlo: __mmask16,
     ) {
+        let a_rs = if RS == 0 { a_rs } else { RS };
         let mut acc = [_mm512_setzero_ps(); R];
         for s in 0..seg.count {
             let (a, b) = (a.add(s * seg.stride), b.add(s * seg.len * NR));
@@ -703,7 +757,7 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn tile<const R: usize>(
+    unsafe fn tile<const R: usize, const RS: usize>(
         seg: Segments,
         a: *const f32,
         (a_rs, a_cs): (usize, usize),
@@ -715,6 +769,8 @@ mod avx512 {
         mlo: __mmask16,
         mhi: __mmask16,
     ) {
+        // A compile-time row stride where the caller knows one (see `wide_panel`).
+        let a_rs = if RS == 0 { a_rs } else { RS };
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
         for s in 0..seg.count {
             let (a, b) = (a.add(s * seg.stride), b.add(s * seg.len * NR));
@@ -815,6 +871,12 @@ mod tests {
             (61, 20, 16),
             (45, 9, 48),
             (29, 144, 7),
+            // Row strides (k + 3) the AVX-512 kernel specialises at compile time: 16 (narrow
+            // panels), 32, 64 and 128 (wide panels, and the narrow last panel of 40 and 33).
+            (17, 13, 16),
+            (30, 29, 40),
+            (27, 61, 64),
+            (14, 125, 33),
         ] {
             let a = random_vec(m * (k + 3), 1);
             let b = random_vec(k * n, 2);
