@@ -34,7 +34,10 @@
 //!   which that channel's max is set to NaN so no later element of the window can match it
 //!   (this is the "first" of the tie rule). Where there is no match it adds `+0.0` (`dy` ANDed
 //!   with a zero bit mask), which leaves `dx` unchanged, so no branch is needed and the loop
-//!   vectorises. No heap allocation.
+//!   vectorises. No heap allocation. When windows cannot overlap (`stride >= k`), each
+//!   element gets exactly one write, `0.0 + (dy or +0.0)`, and only the elements outside
+//!   every window are zeroed: `dx` is written once rather than zeroed, read and written again
+//!   (basic3's first pool, batch 128, 32x32x64, medians of 30: 3.0 -> 2.75 ms, Xeon AVX-512).
 //!
 //! Both fast versions do the same comparisons and additions in the same order as the
 //! references (the backward's extra `+ 0.0`s change nothing: `dx` starts at `+0.0` and can
@@ -253,7 +256,16 @@ multiversion! {
     /// One image of [`maxpool2d_backward`] (compiled for the widest SIMD the CPU has).
     fn backward_image(d: &Pool2dDims, x_img: &[f32], dy_img: &[f32], dx_img: &mut [f32]) {
         let (h, w, c) = (d.h, d.w, d.c);
-        dx_img.fill(0.0);
+        // Windows that cannot overlap (stride >= k, as in every 2x2 / stride-2 pool) write
+        // each element they cover exactly once, so `dx` is written in place instead of
+        // zeroed and then added to: one pass over it instead of three. Only the elements no
+        // window covers are zeroed here.
+        let disjoint = d.stride >= d.k;
+        if disjoint {
+            zero_uncovered(d, dx_img);
+        } else {
+            dx_img.fill(0.0);
+        }
         let mut max_buf = [0.0f32; CHANNEL_BLOCK];
         for (oy, dy_row) in dy_img.chunks_exact(d.out_w * c).enumerate() {
             let rows = window(oy, d.stride, d.pad_top, d.k, h);
@@ -288,12 +300,38 @@ multiversion! {
                                 // `if v == *m { g } else { 0.0 }`, LLVM turned it into a
                                 // branch and this loop ran scalar, about 7x slower.)
                                 let hit = ((v == *m) as u32).wrapping_neg();
-                                *dxe += f32::from_bits(g.to_bits() & hit);
+                                let g = f32::from_bits(g.to_bits() & hit);
+                                // Disjoint windows: `0.0 + g` is what adding to the zeroed
+                                // `dx` gives (a `-0.0` gradient becomes `+0.0`).
+                                *dxe = if disjoint { 0.0 + g } else { *dxe + g };
                                 *m = if hit != 0 { f32::NAN } else { *m };
                             }
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Whether input coordinate `i` lies in some window of the `out` windows (`k` wide,
+/// `stride` apart, the first starting `pad` before the image).
+fn covered(i: usize, stride: usize, pad: usize, k: usize, out: usize) -> bool {
+    let t = i + pad;
+    t % stride < k && t / stride < out
+}
+
+/// Zeros the elements of one image's `dx` that no window covers (none for `Same` padding
+/// with `stride == k`; the last rows and columns for `Valid`, the gaps for `stride > k`).
+fn zero_uncovered(d: &Pool2dDims, dx_img: &mut [f32]) {
+    for (iy, row) in dx_img.chunks_exact_mut(d.w * d.c).enumerate() {
+        if !covered(iy, d.stride, d.pad_top, d.k, d.out_h) {
+            row.fill(0.0);
+            continue;
+        }
+        for (ix, px) in row.chunks_exact_mut(d.c).enumerate() {
+            if !covered(ix, d.stride, d.pad_left, d.k, d.out_w) {
+                px.fill(0.0);
             }
         }
     }
