@@ -43,6 +43,10 @@ thread_local! {
     static PACKED_DY: Cell<PackedB> = Cell::new(PackedB::default());
     /// Per-thread partial weight gradients of one call.
     static PARTIALS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// A task's padded image of `dz`, for the fused backward.
+    static PADDED_DZ: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// The rotated kernel of the fused backward's input gradient.
+    static ROTATED: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 impl Conv2dDims {
@@ -133,11 +137,6 @@ fn forward(
     d.check(x.len(), w.len(), y.len());
     let (ci, co) = (d.c_in, d.c_out);
     let (hp, wp) = d.padded_hw();
-    let seg = Segments {
-        count: d.kh,
-        len: d.kw * ci,
-        stride: wp * ci,
-    };
     let (in_img, out_row) = (d.h * d.w * ci, d.out_w * co);
     with_taken(&PACKED_W, |pw| {
         pw.pack(w, d.patch_len(), co, co, 1);
@@ -152,20 +151,34 @@ fn forward(
                 let mask = x_relu_y.map(|m| &m[b * in_img..(b + 1) * in_img]);
                 with_scratch(&PADDED, hp * wp * ci, |xp| {
                     pad_image(d, xi, mask, xp);
-                    for (oy, yr) in yi.chunks_exact_mut(out_row).enumerate() {
-                        let a = Mat {
-                            data: &xp[oy * d.stride * wp * ci..],
-                            rs: d.stride * ci,
-                            cs: 1,
-                        };
-                        gemm_packed_segments(kernel, d.out_w, a, seg, pw, 0.0, yr, co);
-                    }
+                    forward_image(kernel, d, xp, pw, yi);
                 });
                 if relu {
                     yi.iter_mut().for_each(|v| *v = v.max(0.0));
                 }
             });
     });
+}
+
+/// One image's forward convolution from its padded copy `xp`: one GEMM per output row,
+/// its im2col rows read in place as `kh` segments one padded row apart. `yi` (the image's
+/// output) is overwritten; the bias, if any, is in `pw`.
+fn forward_image(kernel: Kernel, d: &Conv2dDims, xp: &[f32], pw: &PackedB, yi: &mut [f32]) {
+    let (ci, co) = (d.c_in, d.c_out);
+    let (_, wp) = d.padded_hw();
+    let seg = Segments {
+        count: d.kh,
+        len: d.kw * ci,
+        stride: wp * ci,
+    };
+    for (oy, yr) in yi.chunks_exact_mut(d.out_w * co).enumerate() {
+        let a = Mat {
+            data: &xp[oy * d.stride * wp * ci..],
+            rs: d.stride * ci,
+            cs: 1,
+        };
+        gemm_packed_segments(kernel, d.out_w, a, seg, pw, 0.0, yr, co);
+    }
 }
 
 /// Weight gradient, direct: `dw = sum over images and pixels of x (shifted) ⊗ dy`; `dw` is
@@ -221,24 +234,6 @@ fn backward_weight(
     let (ci, co) = (d.c_in, d.c_out);
     let (hp, wp) = d.padded_hw();
     let (in_img, out_img) = (d.h * d.w * ci, d.out_pixels() * co);
-    // K walks the output pixels of a band of output rows: out_w per row, rows `stride`
-    // padded rows apart. A band's packed dy (32 floats per pixel) stays in L1 (~16 KB)
-    // while the kernel positions run over it, instead of streaming a whole image's from L2
-    // once per position.
-    let band = (128 / d.out_w).clamp(1, d.out_h);
-    let seg_of = |rows: usize| Segments {
-        count: rows,
-        len: d.out_w,
-        stride: d.stride * wp * ci,
-    };
-    // Kernel positions of one kernel row taken together in one GEMM: their (kx, ci) lie side
-    // by side in a padded row (and are consecutive rows of the HWIO dw), so `group`
-    // positions are one A of `group * c_in` rows at row stride 1. With 3 input channels
-    // this fills the 14-row tiles that 3 rows left mostly empty (`cargo bench --bench
-    // conv2d`, Xeon AVX-512: resnet20's stem 1.4x, keras6's first layer 1.1x; 16 channels
-    // within the noise); past 48 rows it measured slower (0.8-0.9x at 32-128 channels), so
-    // wider layers keep one position per GEMM.
-    let group = (48 / ci).clamp(1, d.kw);
     let ranges = rayon::current_num_threads().clamp(1, d.n);
     let per_range = d.n.div_ceil(ranges);
     let ranges = d.n.div_ceil(per_range);
@@ -258,38 +253,16 @@ fn backward_weight(
                             pad_image(d, &x[b * in_img..(b + 1) * in_img], None, xp);
                             let dyi = &dy[b * out_img..(b + 1) * out_img];
                             let yi = relu_y.map(|y| &y[b * out_img..(b + 1) * out_img]);
-                            for oy in (0..d.out_h).step_by(band) {
-                                let rows = band.min(d.out_h - oy);
-                                let pixels = rows * d.out_w;
-                                let at = oy * d.out_w * co;
+                            let pack = |pdy: &mut PackedB, oy: usize, rows: usize| {
+                                let (pixels, at) = (rows * d.out_w, oy * d.out_w * co);
                                 match yi {
                                     None => pdy.pack(&dyi[at..], pixels, co, co, 1),
                                     Some(yi) => {
                                         pdy.pack_relu_masked(&dyi[at..], &yi[at..], pixels, co)
                                     }
                                 }
-                                if !part_db.is_empty() {
-                                    pdy.add_column_sums(part_db);
-                                }
-                                // The band's first input row, in the padded image.
-                                let top = oy * d.stride * wp * ci;
-                                for ky in 0..d.kh {
-                                    for kx in (0..d.kw).step_by(group) {
-                                        // The rows (kx.., ci) of `cols` kernel positions
-                                        // side by side: xp read transposed (row stride 1).
-                                        let cols = group.min(d.kw - kx);
-                                        let a = Mat {
-                                            data: &xp[top + (ky * wp + kx) * ci..],
-                                            rs: 1,
-                                            cs: d.stride * ci,
-                                        };
-                                        let (m, at) = (cols * ci, (ky * d.kw + kx) * ci * co);
-                                        let c = &mut part[at..at + m * co];
-                                        let seg = seg_of(rows);
-                                        gemm_packed_segments(kernel, m, a, seg, pdy, 1.0, c, co);
-                                    }
-                                }
-                            }
+                            };
+                            add_image_weight_grad(kernel, d, xp, pdy, pack, part, part_db);
                         }
                     })
                 });
@@ -299,6 +272,156 @@ fn backward_weight(
             sum_partials_at(partials, ranges, len, d.weight_len(), db);
         }
     });
+}
+
+/// All the gradients of a stride-1 convolution in one pass over the images, direct: `dx`,
+/// `dw` and, when asked, `db`, of `dz = dy` or, with `relu_y` (a fused ReLU's output), of
+/// `dz = dy ⊙ (relu_y > 0)`. `d` must have an input gradient that is a forward convolution
+/// ([`Conv2dDims::input_gradient_as_forward`]); panics otherwise.
+///
+/// Why one pass: the input gradient pads each image of `dz` (masking it on the way) for
+/// its forward convolution, and the weight gradient reads the same `dz` in bands. Run
+/// separately, each reads `dy` (and `relu_y`) from memory; here each image's padded `dz`
+/// is made once and the weight gradient packs its bands from it while it is in cache.
+/// The weight gradient keeps its fixed summation order (one partial per range of images).
+// The convolution's tensors and its three gradients.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_direct(
+    kernel: Kernel,
+    d: &Conv2dDims,
+    x: &[f32],
+    w: &[f32],
+    relu_y: Option<&[f32]>,
+    dy: &[f32],
+    dx: &mut [f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    let t = d
+        .input_gradient_as_forward()
+        .expect("conv2d_backward_direct: the input gradient is not a forward convolution");
+    d.check(x.len(), w.len(), dy.len());
+    d.check(dx.len(), dw.len(), dy.len());
+    if let Some(y) = relu_y {
+        assert_eq!(y.len(), dy.len(), "conv2d: y and dy differ in length");
+    }
+    if let Some(db) = &db {
+        assert_eq!(
+            db.len(),
+            d.c_out,
+            "conv2d: db needs one value per output channel"
+        );
+    }
+    let (ci, co) = (d.c_in, d.c_out);
+    let ((hp, wp), (thp, twp)) = (d.padded_hw(), t.padded_hw());
+    let (in_img, out_img) = (d.h * d.w * ci, d.out_pixels() * co);
+    let ranges = rayon::current_num_threads().clamp(1, d.n);
+    let per_range = d.n.div_ceil(ranges);
+    let ranges = d.n.div_ceil(per_range);
+    let len = dw.len() + if db.is_some() { co } else { 0 };
+    with_scratch(&ROTATED, w.len(), |r| {
+        crate::conv2d::rotate_kernel(d, w, r);
+        with_taken(&PACKED_W, |pw| {
+            pw.pack(r, t.patch_len(), t.c_out, t.c_out, 1);
+            let pw = &*pw;
+            with_scratch(&PARTIALS, ranges * len, |partials| {
+                partials
+                    .par_chunks_mut(len)
+                    .zip(dx.par_chunks_mut(per_range * in_img))
+                    .enumerate()
+                    .for_each(|(r, (part, dx_range))| {
+                        part.fill(0.0);
+                        let (part, part_db) = part.split_at_mut(d.weight_len());
+                        let first = r * per_range;
+                        with_scratch(&PADDED, hp * wp * ci, |xp| {
+                            with_scratch(&PADDED_DZ, thp * twp * co, |dzp| {
+                                with_taken(&PACKED_DY, |pdy| {
+                                    for (i, dxi) in dx_range.chunks_exact_mut(in_img).enumerate() {
+                                        let b = first + i;
+                                        let dyi = &dy[b * out_img..(b + 1) * out_img];
+                                        let yi = relu_y.map(|y| &y[b * out_img..][..out_img]);
+                                        pad_image(&t, dyi, yi, dzp);
+                                        forward_image(kernel, &t, dzp, pw, dxi);
+                                        pad_image(d, &x[b * in_img..(b + 1) * in_img], None, xp);
+                                        // dz's output row `oy` inside its padded copy.
+                                        let row0 = (t.pad_top * twp + t.pad_left) * co;
+                                        let pack = |pdy: &mut PackedB, oy: usize, rows: usize| {
+                                            let at = row0 + oy * twp * co;
+                                            pdy.pack_runs(&dzp[at..], rows, d.out_w, twp * co, co)
+                                        };
+                                        add_image_weight_grad(
+                                            kernel, d, xp, pdy, pack, part, part_db,
+                                        );
+                                    }
+                                })
+                            })
+                        });
+                    });
+                sum_partials_at(partials, ranges, len, 0, dw);
+                if let Some(db) = db {
+                    sum_partials_at(partials, ranges, len, d.weight_len(), db);
+                }
+            });
+        })
+    });
+}
+
+/// Adds one image's weight gradient (and bias gradient, unless `part_db` is empty) to
+/// `part` / `part_db`: `xp` is the image padded, and `pack(pdy, oy, rows)` packs the
+/// gradient `dz` of output rows `oy..oy + rows` (`rows * out_w` pixels by `c_out`) into `pdy`.
+fn add_image_weight_grad(
+    kernel: Kernel,
+    d: &Conv2dDims,
+    xp: &[f32],
+    pdy: &mut PackedB,
+    mut pack: impl FnMut(&mut PackedB, usize, usize),
+    part: &mut [f32],
+    part_db: &mut [f32],
+) {
+    let (ci, co) = (d.c_in, d.c_out);
+    let (_, wp) = d.padded_hw();
+    // K walks the output pixels of a band of output rows: out_w per row, rows `stride`
+    // padded rows apart. A band's packed dy (32 floats per pixel) stays in L1 (~16 KB)
+    // while the kernel positions run over it, instead of streaming a whole image's from L2
+    // once per position.
+    let band = (128 / d.out_w).clamp(1, d.out_h);
+    let seg_of = |rows: usize| Segments {
+        count: rows,
+        len: d.out_w,
+        stride: d.stride * wp * ci,
+    };
+    // Kernel positions of one kernel row taken together in one GEMM: their (kx, ci) lie side
+    // by side in a padded row (and are consecutive rows of the HWIO dw), so `group`
+    // positions are one A of `group * c_in` rows at row stride 1. With 3 input channels
+    // this fills the 14-row tiles that 3 rows left mostly empty (`cargo bench --bench
+    // conv2d`, Xeon AVX-512: resnet20's stem 1.4x, keras6's first layer 1.1x; 16 channels
+    // within the noise); past 48 rows it measured slower (0.8-0.9x at 32-128 channels), so
+    // wider layers keep one position per GEMM.
+    let group = (48 / ci).clamp(1, d.kw);
+    for oy in (0..d.out_h).step_by(band) {
+        let rows = band.min(d.out_h - oy);
+        pack(pdy, oy, rows);
+        if !part_db.is_empty() {
+            pdy.add_column_sums(part_db);
+        }
+        // The band's first input row, in the padded image.
+        let top = oy * d.stride * wp * ci;
+        for ky in 0..d.kh {
+            for kx in (0..d.kw).step_by(group) {
+                // The rows (kx.., ci) of `cols` kernel positions side by side: xp read
+                // transposed (row stride 1).
+                let cols = group.min(d.kw - kx);
+                let a = Mat {
+                    data: &xp[top + (ky * wp + kx) * ci..],
+                    rs: 1,
+                    cs: d.stride * ci,
+                };
+                let (m, at) = (cols * ci, (ky * d.kw + kx) * ci * co);
+                let c = &mut part[at..at + m * co];
+                gemm_packed_segments(kernel, m, a, seg_of(rows), pdy, 1.0, c, co);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -436,6 +559,60 @@ mod tests {
                 &format!("{what} forward of a masked input"),
             );
         }
+    }
+
+    #[test]
+    fn fused_backward_matches_reference_gradients() {
+        use crate::bias::bias_grad_reference;
+        use crate::conv2d::conv2d_backward_input_reference;
+        use crate::relu::relu_backward_reference;
+        let stride_1 = shapes().into_iter().filter_map(|d| {
+            d.input_gradient_as_forward()?;
+            Some(d)
+        });
+        let mut tested = 0;
+        for (kernel, (i, d)) in v4_kernels()
+            .into_iter()
+            .flat_map(|k| stride_1.clone().enumerate().map(move |s| (k, s)))
+        {
+            let d = &d;
+            let x = random_vec(d.input_len(), 130 + i as u64);
+            let w = random_vec(d.weight_len(), 140 + i as u64);
+            let dy = random_vec(d.output_len(), 150 + i as u64);
+            let y = relu_output(d.output_len(), 160 + i as u64);
+            for relu in [false, true] {
+                let mut dz = dy.clone();
+                if relu {
+                    relu_backward_reference(&y, &dy, &mut dz);
+                }
+                let mut want_dx = vec![f32::NAN; d.input_len()];
+                conv2d_backward_input_reference(d, &dz, &w, &mut want_dx);
+                let mut want_dw = vec![f32::NAN; d.weight_len()];
+                conv2d_backward_weight_reference(d, &x, &dz, &mut want_dw);
+                let mut want_db = vec![0.0; d.c_out];
+                bias_grad_reference(&dz, d.c_out, &mut want_db);
+                let relu_y = relu.then_some(y.as_slice());
+                for with_db in [false, true] {
+                    let mut dx = vec![f32::NAN; d.input_len()];
+                    let mut dw = vec![f32::NAN; d.weight_len()];
+                    let mut db = vec![f32::NAN; d.c_out];
+                    let db_arg = with_db.then_some(db.as_mut_slice());
+                    conv2d_backward_direct(
+                        kernel, d, &x, &w, relu_y, &dy, &mut dx, &mut dw, db_arg,
+                    );
+                    let what = format!("{kernel:?} {d:?} relu {relu} db {with_db}");
+                    assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
+                    assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
+                    if with_db {
+                        assert_close(&db, &want_db, 1e-4, &format!("{what}: db"));
+                    } else {
+                        assert!(db.iter().all(|v| v.is_nan()), "{what}: db written");
+                    }
+                }
+            }
+            tested += 1;
+        }
+        assert!(tested >= 6 * v4_kernels().len(), "only {tested} shapes");
     }
 
     #[test]

@@ -158,6 +158,30 @@ impl PackedB {
         });
     }
 
+    /// [`PackedB::pack`] of a matrix whose rows come in runs: `runs * run_len` rows of `n`
+    /// contiguous floats, the rows of a run `n` apart and the runs `run_stride` apart (row
+    /// `p` at `b[(p / run_len) * run_stride + (p % run_len) * n]`). A band of output rows
+    /// inside a padded image is such a matrix: one run per image row.
+    pub fn pack_runs(
+        &mut self,
+        b: &[f32],
+        runs: usize,
+        run_len: usize,
+        run_stride: usize,
+        n: usize,
+    ) {
+        if runs > 0 && run_len > 0 && n > 0 {
+            assert!(
+                (runs - 1) * run_stride + run_len * n <= b.len(),
+                "pack: B too short"
+            );
+        }
+        self.pack_with(runs * run_len, n, |p, j0, row| {
+            let at = (p / run_len) * run_stride + (p % run_len) * n + j0;
+            row.copy_from_slice(&b[at..at + row.len()]);
+        });
+    }
+
     /// [`PackedB::pack`] of a row-major `k x n` matrix `b` through ReLU's backward: element
     /// `(p, j)` is `b[p * n + j]` where `y[p * n + j] > 0`, else 0 (as
     /// [`crate::relu::relu_backward`], bit for bit). A convolution with a fused ReLU packs its
