@@ -81,6 +81,88 @@ fn conv2d_relu_gradients() {
     }
 }
 
+/// Conv + ReLU + max pool as one node: routed into the convolution's gradients (2x2 / 2
+/// pools over stride-1 layers) or through the pool's backward first (an overlapping pool, a
+/// strided layer); a small step, as for conv + ReLU.
+#[test]
+fn conv2d_relu_maxpool_gradients() {
+    use tensor::ops::PoolWindow;
+    for (i, &(n, h, w, ci, co, s, pk, ps, pp)) in [
+        (2, 6, 6, 3, 4, 1, 2, 2, Padding::Valid),
+        (1, 7, 7, 2, 3, 1, 2, 2, Padding::Same),
+        (1, 7, 6, 2, 3, 1, 3, 2, Padding::Same),
+        (2, 7, 7, 2, 3, 2, 2, 2, Padding::Valid),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let seed = 900 + i as u64 * 10;
+        let inputs = [
+            random([n, h, w, ci], seed, -1.0, 1.0),
+            random([3, 3, ci, co], seed + 1, -1.0, 1.0),
+            random([co], seed + 2, -0.5, 0.5),
+        ];
+        let pool = PoolWindow {
+            size: pk,
+            stride: ps,
+            padding: pp,
+        };
+        let r = check(
+            &inputs,
+            &|t, v| {
+                let y = t.conv2d_relu_maxpool(v[0], v[1], Some(v[2]), s, Padding::Same, pool)?;
+                project(t, y, seed + 3)
+            },
+            1e-3,
+            TOL,
+            40,
+        )
+        .unwrap_or_else(|e| panic!("case {i}: {e}"));
+        assert!(r.checked > 40, "case {i} checked only {}", r.checked);
+    }
+}
+
+/// The fused node gives the values and gradients of conv2d (ReLU) then maxpool2d.
+#[test]
+fn conv2d_relu_maxpool_equals_its_two_ops() {
+    use tensor::ops::PoolWindow;
+    let x = random([3, 8, 9, 5], 1, -1.0, 1.0);
+    let w = random([3, 3, 5, 6], 2, -1.0, 1.0);
+    let b = random([6], 3, -0.5, 0.5);
+    let pool = PoolWindow {
+        size: 2,
+        stride: 2,
+        padding: Padding::Same,
+    };
+    let run = |fused: bool| -> Result<Vec<Vec<f32>>> {
+        let mut t = Tape::new();
+        let (xv, wv, bv) = (t.param(x.clone()), t.param(w.clone()), t.param(b.clone()));
+        let p = if fused {
+            t.conv2d_relu_maxpool(xv, wv, Some(bv), 1, Padding::Same, pool)?
+        } else {
+            let y = t.conv2d(xv, wv, Some(bv), 1, Padding::Same, true)?;
+            t.maxpool2d(y, 2, 2, Padding::Same)?
+        };
+        let loss = project(&mut t, p, 4)?;
+        let value = t.value(p).as_slice().to_vec();
+        let mut grads = t.backward(loss)?;
+        let mut out = vec![value];
+        for v in [xv, wv, bv] {
+            out.push(grads.take(v).expect("a gradient").as_slice().to_vec());
+        }
+        Ok(out)
+    };
+    let (fused, apart) = (run(true).unwrap(), run(false).unwrap());
+    for (k, (f, a)) in ["p", "dx", "dw", "db"].iter().zip(fused.iter().zip(&apart)) {
+        let worst = f
+            .iter()
+            .zip(a)
+            .map(|(f, a)| (f - a).abs())
+            .fold(0.0, f32::max);
+        assert!(worst <= 1e-4, "{k}: differs by {worst}");
+    }
+}
+
 #[test]
 fn maxpool2d_gradients() {
     for (i, &(n, h, w, c, k, s, p)) in [

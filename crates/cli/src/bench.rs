@@ -374,8 +374,11 @@ fn profile(
         "per-layer time of one step (batch {}; GFLOP/s and % of the FMA peak for conv and dense layers):",
         x.dims()[0]
     );
+    // The name column fits the longest row (a fused pair names both layers).
+    let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(30);
+    let w2 = w - 2;
     println!(
-        "  {:<30} {:>9} {:>9} {:>13} {:>13}  conv variant",
+        "  {:<w$} {:>9} {:>9} {:>13} {:>13}  conv variant",
         "layer", "fwd ms", "bwd ms", "fwd GFLOP/s", "bwd GFLOP/s"
     );
     let rate = |flops: f64, d: Duration| {
@@ -393,7 +396,7 @@ fn profile(
         tf += *fwd;
         tb += bwd;
         println!(
-            "  {name:<30} {:>9.2} {:>9.2} {:>13} {:>13}  {variant}",
+            "  {name:<w$} {:>9.2} {:>9.2} {:>13} {:>13}  {variant}",
             ms(*fwd),
             ms(bwd),
             rate(*ff, *fwd),
@@ -401,24 +404,24 @@ fn profile(
         );
         for (op, count, f, b) in ops_of(&node_op[*a..*b], &node_fwd[*a..*b], &node_time[*a..*b]) {
             println!(
-                "    {:<28} {:>9.2} {:>9.2}",
+                "    {:<w2$} {:>9.2} {:>9.2}",
                 format!("{op} x{count}"),
                 ms(f),
                 ms(b)
             );
         }
     }
-    println!("  {:<30} {:>9.2} {:>9.2}", "total", ms(tf), ms(tb));
+    println!("  {:<w$} {:>9.2} {:>9.2}", "total", ms(tf), ms(tb));
     let name = opt.describe();
     let name = name.split('(').next().unwrap_or("optimiser");
     println!(
-        "  {:<30} {:>9.2}",
+        "  {:<w$} {:>9.2}",
         format!("optimiser ({name})"),
         ms(opt_time)
     );
     let other = median.saturating_sub(tf + tb + opt_time);
     println!(
-        "  {:<30} {:>9.2}  (median step minus the above)",
+        "  {:<w$} {:>9.2}  (median step minus the above)",
         "other",
         ms(other)
     );

@@ -46,10 +46,12 @@ use rayon::prelude::*;
 use crate::conv2d_direct::{
     conv2d_backward_direct, conv2d_backward_weight_direct, conv2d_forward_direct,
     conv2d_forward_direct_relu_masked, conv2d_relu_backward_weight_direct,
+    conv2d_relu_maxpool_forward_direct, DzFrom,
 };
 use crate::conv2d_winograd::{conv2d_forward_winograd, winograd_applies};
 use crate::gemm::{gemm, gemm_serial, Mat};
 use crate::gemm_packed::{self, PackedB};
+use crate::maxpool2d::Pool2dDims;
 use crate::padding::{input_coord, window};
 use crate::Padding;
 
@@ -429,7 +431,11 @@ pub fn conv2d_relu_backward(
         Some(kernel) if fused && dx.is_some() && dw.is_some() => {
             // All three from one pass over the images (dz padded once per image).
             let (dx, dw) = (dx.unwrap(), dw.unwrap());
-            conv2d_backward_direct(kernel, d, x, w, Some(y), dy, dx, dw, db)
+            let dz = DzFrom::Dy {
+                dy,
+                relu_y: Some(y),
+            };
+            conv2d_backward_direct(kernel, d, x, w, dz, Some(dx), dw, db)
         }
         Some(kernel) if fused => {
             if let (Some(dx), Some(t)) = (dx, dx_as_forward) {
@@ -457,6 +463,79 @@ pub fn conv2d_relu_backward(
     }
 }
 
+/// Forward pass of a convolution with a fused ReLU followed by a max pool: `y = max(conv(x,
+/// w) + bias, 0)` (the pool's input, kept for the backward) and `p = maxpool(y)`, both
+/// overwritten. On the direct variant each image is pooled while its output is in cache
+/// ([`conv2d_relu_maxpool_forward_direct`]); otherwise the two run one after the other.
+// The forward convolution's arguments plus the pool and its output.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_maxpool_forward(
+    d: &Conv2dDims,
+    pool: &Pool2dDims,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    p: &mut [f32],
+) {
+    match (ConvVariant::for_dims(d), gemm_packed::active()) {
+        (ConvVariant::Direct, Some(kernel)) => {
+            conv2d_relu_maxpool_forward_direct(kernel, d, pool, x, w, bias, y, p)
+        }
+        _ => {
+            conv2d_forward(d, x, w, bias, true, y);
+            crate::maxpool2d::maxpool2d_forward(pool, y, p);
+        }
+    }
+}
+
+/// The gradients of a convolution with a fused ReLU followed by a max pool, `p =
+/// maxpool(max(conv(x, w) + b, 0))`, from the ReLU's output `y` (the pool's input) and the
+/// pool's output gradient `dp`: as [`conv2d_relu_backward`] of `dy =
+/// maxpool2d_backward(y, dp)`, writing `dx`, `dw` and `db` only where asked.
+///
+/// Where the pool's windows cannot overlap (2x2 / stride 2, as in every pool of keras6 and
+/// basic3) and the direct variant runs a stride-1 layer with `dw` asked, each image's `dz` is
+/// routed from `dp` straight into the padded image that both gradients read
+/// ([`DzFrom::MaxPool`]): `dy`, as large as the convolution's output, is never written out
+/// or read back, and the pool's backward has no pass of its own. Otherwise `dy` is made
+/// first and [`conv2d_relu_backward`] runs on it.
+// The convolution, its pool, and the three gradients.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_maxpool_backward(
+    d: &Conv2dDims,
+    pool: &Pool2dDims,
+    x: &[f32],
+    w: &[f32],
+    y: &[f32],
+    dp: &[f32],
+    dx: Option<&mut [f32]>,
+    dw: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
+) {
+    d.check(x.len(), w.len(), y.len());
+    let input = (pool.n, pool.h, pool.w, pool.c);
+    let output = (d.n, d.out_h, d.out_w, d.c_out);
+    assert_eq!(input, output, "conv2d: the pool's input is not the output");
+    assert_eq!(
+        dp.len(),
+        pool.output_len(),
+        "conv2d: dp is not the pool's size"
+    );
+    let direct = ConvVariant::for_dims(d) == ConvVariant::Direct;
+    let fused = direct && pool.disjoint() && d.input_gradient_as_forward().is_some();
+    match (gemm_packed::active(), dw) {
+        (Some(kernel), Some(dw)) if fused => {
+            let dz = DzFrom::MaxPool { pool, y, dp };
+            conv2d_backward_direct(kernel, d, x, w, dz, dx, dw, db)
+        }
+        (_, dw) => with_scratch(&POOL_DY, y.len(), |dy| {
+            crate::maxpool2d::maxpool2d_backward(pool, y, dp, dy);
+            conv2d_relu_backward(d, x, w, y, dy, dx, dw, db)
+        }),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Version 2: im2col + GEMM, parallel over chunks of images.
 
@@ -479,6 +558,9 @@ thread_local! {
     static ROTATED: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     /// `dy` masked by a fused ReLU, where [`conv2d_relu_backward`] cannot mask it in place.
     static MASKED_DY: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// A max pool's input gradient, where [`conv2d_relu_maxpool_backward`] cannot route it
+    /// in place.
+    static POOL_DY: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// Runs `f` on this thread's cached value from `slot`, taken out for the call (a fresh default
@@ -819,10 +901,110 @@ pub(crate) fn sum_partials_at(
     });
 }
 
+/// The reference gradients `(dx, dw, db)` of `p = maxpool(y)` with `y = max(conv(x, w) + b,
+/// 0)`, given `y` and `dp`: the pool's, ReLU's and the convolution's references in turn.
+#[cfg(test)]
+pub(crate) fn relu_maxpool_reference_grads(
+    d: &Conv2dDims,
+    pool: &Pool2dDims,
+    x: &[f32],
+    w: &[f32],
+    y: &[f32],
+    dp: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dy = vec![f32::NAN; d.output_len()];
+    crate::maxpool2d::maxpool2d_backward_reference(pool, y, dp, &mut dy);
+    let mut dz = vec![f32::NAN; d.output_len()];
+    crate::relu::relu_backward_reference(y, &dy, &mut dz);
+    let mut dx = vec![f32::NAN; d.input_len()];
+    conv2d_backward_input_reference(d, &dz, w, &mut dx);
+    let mut dw = vec![f32::NAN; d.weight_len()];
+    conv2d_backward_weight_reference(d, x, &dz, &mut dw);
+    let mut db = vec![0.0; d.c_out];
+    crate::bias::bias_grad_reference(&dz, d.c_out, &mut db);
+    (dx, dw, db)
+}
+
+/// The max pools a test puts on top of a convolution's output `d`: 2x2 / 2 and 3x3 / 3
+/// (disjoint), a 2x2 / 3 with gaps, and an overlapping 3x3 / 2, each where it fits.
+#[cfg(test)]
+pub(crate) fn test_pools(d: &Conv2dDims) -> Vec<Pool2dDims> {
+    [
+        (2, 2, Padding::Valid),
+        (2, 2, Padding::Same),
+        (3, 3, Padding::Valid),
+        (2, 3, Padding::Same),
+        (3, 2, Padding::Same),
+    ]
+    .into_iter()
+    .filter_map(|(k, s, p)| Pool2dDims::new(d.n, d.out_h, d.out_w, d.c_out, k, s, p))
+    .collect()
+}
+
+/// A ReLU's output with coarse values (so a pool's windows have ties and zeros).
+#[cfg(test)]
+pub(crate) fn coarse_relu_output(len: usize, seed: u64) -> Vec<f32> {
+    crate::testutil::random_vec(len, seed)
+        .into_iter()
+        .map(|v| (v * 3.0).round().max(0.0))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::{assert_close, random_vec};
+
+    /// Every combination of wanted gradients, every shape and pool (the direct path for
+    /// stride-1 layers under disjoint pools, the pool's backward first otherwise), against
+    /// the pool's, ReLU's and the convolution's references in turn.
+    #[test]
+    fn relu_maxpool_backward_matches_references() {
+        let mut fused = 0;
+        for (i, d) in shapes().iter().enumerate() {
+            for (j, pool) in test_pools(d).iter().enumerate() {
+                let seed = 1000 + 10 * i as u64 + j as u64;
+                let x = random_vec(d.input_len(), seed);
+                let w = random_vec(d.weight_len(), seed + 1);
+                let y = coarse_relu_output(d.output_len(), seed + 2);
+                let dp = random_vec(pool.output_len(), seed + 3);
+                let (want_dx, want_dw, want_db) =
+                    relu_maxpool_reference_grads(d, pool, &x, &w, &y, &dp);
+                fused += usize::from(pool.disjoint() && d.input_gradient_as_forward().is_some());
+                for wants in 1..8u32 {
+                    let (wx, ww, wb) = (wants & 1 != 0, wants & 2 != 0, wants & 4 != 0);
+                    let mut dx = vec![f32::NAN; d.input_len()];
+                    let mut dw = vec![f32::NAN; d.weight_len()];
+                    let mut db = vec![f32::NAN; d.c_out];
+                    conv2d_relu_maxpool_backward(
+                        d,
+                        pool,
+                        &x,
+                        &w,
+                        &y,
+                        &dp,
+                        wx.then_some(dx.as_mut_slice()),
+                        ww.then_some(dw.as_mut_slice()),
+                        wb.then_some(db.as_mut_slice()),
+                    );
+                    let what = format!("{d:?} {pool:?} wants dx {wx} dw {ww} db {wb}");
+                    if wx {
+                        assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
+                    }
+                    if ww {
+                        assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
+                    }
+                    if wb {
+                        assert_close(&db, &want_db, 1e-4, &format!("{what}: db"));
+                    }
+                    assert!(wx || dx.iter().all(|v| v.is_nan()), "{what}: dx written");
+                    assert!(ww || dw.iter().all(|v| v.is_nan()), "{what}: dw written");
+                    assert!(wb || db.iter().all(|v| v.is_nan()), "{what}: db written");
+                }
+            }
+        }
+        assert!(fused >= 10, "only {fused} shapes can take the routed path");
+    }
 
     /// Awkward shapes: batch 1, odd sizes, channel counts that are not multiples of 8,
     /// kernels 1..5, strides 1 and 2, both paddings.

@@ -33,6 +33,7 @@ use rayon::prelude::*;
 use crate::conv2d::{sum_partials_at, with_scratch, with_taken, Conv2dDims};
 use crate::gemm::Mat;
 use crate::gemm_packed::{gemm_packed_segments, Kernel, PackedB, Segments};
+use crate::maxpool2d::{maxpool2d_forward_image, maxpool2d_relu_backward_image_into, Pool2dDims};
 
 thread_local! {
     /// A task's zero-padded image.
@@ -99,7 +100,34 @@ pub fn conv2d_forward_direct(
     relu: bool,
     y: &mut [f32],
 ) {
-    forward(kernel, d, x, None, w, bias, relu, y)
+    forward(kernel, d, x, None, w, bias, relu, y, None)
+}
+
+/// [`conv2d_forward_direct`] with its ReLU, followed by the max pool `pool` over its output
+/// into `p`: each image is pooled as soon as its convolution is done, while its output is
+/// in cache, instead of in a pass of its own that reads `y` back from memory. `y` (the pool's
+/// input) is written too: the backward needs it.
+// The forward convolution's arguments plus the pool and its output.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_maxpool_forward_direct(
+    kernel: Kernel,
+    d: &Conv2dDims,
+    pool: &Pool2dDims,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    p: &mut [f32],
+) {
+    let input = (pool.n, pool.h, pool.w, pool.c);
+    let output = (d.n, d.out_h, d.out_w, d.c_out);
+    assert_eq!(input, output, "conv2d: the pool's input is not the output");
+    assert_eq!(
+        p.len(),
+        pool.output_len(),
+        "conv2d: p is not the pool's size"
+    );
+    forward(kernel, d, x, None, w, bias, true, y, Some((pool, p)))
 }
 
 /// The forward convolution, direct, of `x ⊙ (x_relu_y > 0)` (no bias): a ReLU layer's
@@ -118,11 +146,11 @@ pub fn conv2d_forward_direct_relu_masked(
         x.len(),
         "conv2d: the mask and x differ in length"
     );
-    forward(kernel, d, x, Some(x_relu_y), w, None, false, y)
+    forward(kernel, d, x, Some(x_relu_y), w, None, false, y, None)
 }
 
 /// [`conv2d_forward_direct`], with `x` masked by ReLU's backward as it is padded when
-/// `x_relu_y` is given.
+/// `x_relu_y` is given, and each image of `y` max pooled into `pool`'s output when given.
 #[allow(clippy::too_many_arguments)]
 fn forward(
     kernel: Kernel,
@@ -133,20 +161,29 @@ fn forward(
     bias: Option<&[f32]>,
     relu: bool,
     y: &mut [f32],
+    pool: Option<(&Pool2dDims, &mut [f32])>,
 ) {
     d.check(x.len(), w.len(), y.len());
     let (ci, co) = (d.c_in, d.c_out);
     let (hp, wp) = d.padded_hw();
-    let (in_img, out_row) = (d.h * d.w * ci, d.out_w * co);
+    let (in_img, out_img) = (d.h * d.w * ci, d.out_h * d.out_w * co);
+    // Each image's pooled output, when pooling.
+    let (pd, mut p_imgs): (_, Vec<Option<&mut [f32]>>) = match pool {
+        Some((pd, p)) if !p.is_empty() => {
+            (Some(pd), p.chunks_mut(p.len() / d.n).map(Some).collect())
+        }
+        _ => (None, (0..d.n).map(|_| None).collect()),
+    };
     with_taken(&PACKED_W, |pw| {
         pw.pack(w, d.patch_len(), co, co, 1);
         if let Some(bias) = bias {
             pw.set_bias(bias);
         }
         let pw = &*pw;
-        y.par_chunks_mut(d.out_h * out_row)
+        y.par_chunks_mut(out_img.max(1))
+            .zip(p_imgs.par_iter_mut())
             .enumerate()
-            .for_each(|(b, yi)| {
+            .for_each(|(b, (yi, pi))| {
                 let xi = &x[b * in_img..(b + 1) * in_img];
                 let mask = x_relu_y.map(|m| &m[b * in_img..(b + 1) * in_img]);
                 with_scratch(&PADDED, hp * wp * ci, |xp| {
@@ -155,6 +192,9 @@ fn forward(
                 });
                 if relu {
                     yi.iter_mut().for_each(|v| *v = v.max(0.0));
+                }
+                if let (Some(pd), Some(pi)) = (pd, pi.as_deref_mut()) {
+                    maxpool2d_forward_image(pd, yi, pi);
                 }
             });
     });
@@ -274,16 +314,37 @@ fn backward_weight(
     });
 }
 
-/// All the gradients of a stride-1 convolution in one pass over the images, direct: `dx`,
-/// `dw` and, when asked, `db`, of `dz = dy` or, with `relu_y` (a fused ReLU's output), of
-/// `dz = dy ⊙ (relu_y > 0)`. `d` must have an input gradient that is a forward convolution
-/// ([`Conv2dDims::input_gradient_as_forward`]); panics otherwise.
+/// Where [`conv2d_backward_direct`] gets the gradient `dz` of the convolution's output
+/// (before its ReLU, when it has one) from.
+#[derive(Clone, Copy, Debug)]
+pub enum DzFrom<'a> {
+    /// `dy`, masked by ReLU's backward (`dy` where `relu_y > 0`, else 0) when a fused ReLU's
+    /// output `relu_y` is given.
+    Dy {
+        dy: &'a [f32],
+        relu_y: Option<&'a [f32]>,
+    },
+    /// A max pool over the fused ReLU's output `y` (windows that cannot overlap), given its
+    /// output gradient `dp`: `dz = relu_backward(y, maxpool_backward(y, dp))`.
+    MaxPool {
+        pool: &'a Pool2dDims,
+        y: &'a [f32],
+        dp: &'a [f32],
+    },
+}
+
+/// All the gradients of a stride-1 convolution in one pass over the images, direct: `dx`
+/// (when given), `dw` and `db` (when given) of `dz` ([`DzFrom`]). `d` must have an input
+/// gradient that is a forward convolution ([`Conv2dDims::input_gradient_as_forward`]);
+/// panics otherwise, or if a pool's windows overlap or its input is not `d`'s output.
 ///
-/// Why one pass: the input gradient pads each image of `dz` (masking it on the way) for
-/// its forward convolution, and the weight gradient reads the same `dz` in bands. Run
-/// separately, each reads `dy` (and `relu_y`) from memory; here each image's padded `dz`
-/// is made once and the weight gradient packs its bands from it while it is in cache.
-/// The weight gradient keeps its fixed summation order (one partial per range of images).
+/// Why one pass: the input gradient pads each image of `dz` for its forward convolution,
+/// and the weight gradient reads the same `dz` in bands. Run separately, each reads `dy`
+/// (and the ReLU's output) from memory; here each image's padded `dz` is made once, and the
+/// weight gradient packs its bands from it while it is in cache. After a max pool, `dz` is
+/// routed from the pool's gradient straight into the padded image: the pool's input
+/// gradient (as large as the convolution's output) is never written out or read back. The
+/// weight gradient keeps its fixed summation order (one partial per range of images).
 // The convolution's tensors and its three gradients.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_direct(
@@ -291,19 +352,46 @@ pub fn conv2d_backward_direct(
     d: &Conv2dDims,
     x: &[f32],
     w: &[f32],
-    relu_y: Option<&[f32]>,
-    dy: &[f32],
-    dx: &mut [f32],
+    dz: DzFrom,
+    dx: Option<&mut [f32]>,
     dw: &mut [f32],
     db: Option<&mut [f32]>,
 ) {
     let t = d
         .input_gradient_as_forward()
         .expect("conv2d_backward_direct: the input gradient is not a forward convolution");
-    d.check(x.len(), w.len(), dy.len());
-    d.check(dx.len(), dw.len(), dy.len());
-    if let Some(y) = relu_y {
-        assert_eq!(y.len(), dy.len(), "conv2d: y and dy differ in length");
+    d.check(x.len(), w.len(), d.output_len());
+    d.check(x.len(), dw.len(), d.output_len());
+    if let Some(dx) = &dx {
+        assert_eq!(dx.len(), x.len(), "conv2d: dx and x differ in length");
+    }
+    match dz {
+        DzFrom::Dy { dy, relu_y } => {
+            assert_eq!(
+                dy.len(),
+                d.output_len(),
+                "conv2d: dy is not the output's size"
+            );
+            if let Some(y) = relu_y {
+                assert_eq!(y.len(), dy.len(), "conv2d: y and dy differ in length");
+            }
+        }
+        DzFrom::MaxPool { pool, y, dp } => {
+            let input = (pool.n, pool.h, pool.w, pool.c);
+            let output = (d.n, d.out_h, d.out_w, d.c_out);
+            assert_eq!(input, output, "conv2d: the pool's input is not the output");
+            assert!(pool.disjoint(), "conv2d: the pool's windows overlap");
+            assert_eq!(
+                y.len(),
+                d.output_len(),
+                "conv2d: y is not the output's size"
+            );
+            assert_eq!(
+                dp.len(),
+                pool.output_len(),
+                "conv2d: dp is not the pool's size"
+            );
+        }
     }
     if let Some(db) = &db {
         assert_eq!(
@@ -319,32 +407,53 @@ pub fn conv2d_backward_direct(
     let per_range = d.n.div_ceil(ranges);
     let ranges = d.n.div_ceil(per_range);
     let len = dw.len() + if db.is_some() { co } else { 0 };
-    with_scratch(&ROTATED, w.len(), |r| {
-        crate::conv2d::rotate_kernel(d, w, r);
+    let wants_dx = dx.is_some();
+    // Each range's share of dx, when asked.
+    let mut dx_ranges: Vec<Option<&mut [f32]>> = match dx {
+        Some(dx) => dx.chunks_mut(per_range * in_img).map(Some).collect(),
+        None => (0..ranges).map(|_| None).collect(),
+    };
+    // dz's first output row inside its padded copy.
+    let row0 = (t.pad_top * twp + t.pad_left) * co;
+    // Image `b`'s dz into `dzp`, zero padded as the input gradient's convolution reads it.
+    let fill_dz = |b: usize, dzp: &mut [f32]| match dz {
+        DzFrom::Dy { dy, relu_y } => {
+            let yi = relu_y.map(|y| &y[b * out_img..][..out_img]);
+            pad_image(&t, &dy[b * out_img..][..out_img], yi, dzp)
+        }
+        DzFrom::MaxPool { pool, y, dp } => {
+            zero_border(&t, dzp);
+            let p_img = pool.out_h * pool.out_w * pool.c;
+            let (yi, dpi) = (&y[b * out_img..][..out_img], &dp[b * p_img..][..p_img]);
+            maxpool2d_relu_backward_image_into(pool, yi, dpi, &mut dzp[row0..], twp * co)
+        }
+    };
+    with_scratch(&ROTATED, if wants_dx { w.len() } else { 0 }, |r| {
         with_taken(&PACKED_W, |pw| {
-            pw.pack(r, t.patch_len(), t.c_out, t.c_out, 1);
+            if wants_dx {
+                crate::conv2d::rotate_kernel(d, w, r);
+                pw.pack(r, t.patch_len(), t.c_out, t.c_out, 1);
+            }
             let pw = &*pw;
             with_scratch(&PARTIALS, ranges * len, |partials| {
                 partials
                     .par_chunks_mut(len)
-                    .zip(dx.par_chunks_mut(per_range * in_img))
+                    .zip(dx_ranges.par_iter_mut())
                     .enumerate()
                     .for_each(|(r, (part, dx_range))| {
                         part.fill(0.0);
                         let (part, part_db) = part.split_at_mut(d.weight_len());
-                        let first = r * per_range;
+                        let images = r * per_range..((r + 1) * per_range).min(d.n);
                         with_scratch(&PADDED, hp * wp * ci, |xp| {
                             with_scratch(&PADDED_DZ, thp * twp * co, |dzp| {
                                 with_taken(&PACKED_DY, |pdy| {
-                                    for (i, dxi) in dx_range.chunks_exact_mut(in_img).enumerate() {
-                                        let b = first + i;
-                                        let dyi = &dy[b * out_img..(b + 1) * out_img];
-                                        let yi = relu_y.map(|y| &y[b * out_img..][..out_img]);
-                                        pad_image(&t, dyi, yi, dzp);
-                                        forward_image(kernel, &t, dzp, pw, dxi);
-                                        pad_image(d, &x[b * in_img..(b + 1) * in_img], None, xp);
-                                        // dz's output row `oy` inside its padded copy.
-                                        let row0 = (t.pad_top * twp + t.pad_left) * co;
+                                    for (i, b) in images.enumerate() {
+                                        fill_dz(b, dzp);
+                                        if let Some(dx_range) = dx_range.as_deref_mut() {
+                                            let dxi = &mut dx_range[i * in_img..][..in_img];
+                                            forward_image(kernel, &t, dzp, pw, dxi);
+                                        }
+                                        pad_image(d, &x[b * in_img..][..in_img], None, xp);
                                         let pack = |pdy: &mut PackedB, oy: usize, rows: usize| {
                                             let at = row0 + oy * twp * co;
                                             pdy.pack_runs(&dzp[at..], rows, d.out_w, twp * co, co)
@@ -364,6 +473,23 @@ pub fn conv2d_backward_direct(
             });
         })
     });
+}
+
+/// Zeros the border of a padded image (`hp x wp x c_in`, [`Conv2dDims::padded_hw`]): every
+/// element outside the image's `h x w` at `(pad_top, pad_left)`.
+fn zero_border(d: &Conv2dDims, xp: &mut [f32]) {
+    let (_, wp) = d.padded_hw();
+    let c = d.c_in;
+    let left = d.pad_left.min(wp);
+    let cols = d.w.min(wp - left);
+    for (py, row) in xp.chunks_exact_mut(wp * c).enumerate() {
+        if py < d.pad_top || py >= d.pad_top + d.h {
+            row.fill(0.0);
+        } else {
+            row[..left * c].fill(0.0);
+            row[(left + cols) * c..].fill(0.0);
+        }
+    }
 }
 
 /// Adds one image's weight gradient (and bias gradient, unless `part_db` is empty) to
@@ -597,9 +723,8 @@ mod tests {
                     let mut dw = vec![f32::NAN; d.weight_len()];
                     let mut db = vec![f32::NAN; d.c_out];
                     let db_arg = with_db.then_some(db.as_mut_slice());
-                    conv2d_backward_direct(
-                        kernel, d, &x, &w, relu_y, &dy, &mut dx, &mut dw, db_arg,
-                    );
+                    let dz = DzFrom::Dy { dy: &dy, relu_y };
+                    conv2d_backward_direct(kernel, d, &x, &w, dz, Some(&mut dx), &mut dw, db_arg);
                     let what = format!("{kernel:?} {d:?} relu {relu} db {with_db}");
                     assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
                     assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
@@ -613,6 +738,96 @@ mod tests {
             tested += 1;
         }
         assert!(tested >= 6 * v4_kernels().len(), "only {tested} shapes");
+    }
+
+    #[test]
+    fn forward_with_pool_matches_references() {
+        use crate::conv2d::test_pools;
+        use crate::maxpool2d::maxpool2d_forward_reference;
+        for kernel in v4_kernels() {
+            for (i, d) in shapes().iter().enumerate() {
+                for pool in test_pools(d) {
+                    let x = random_vec(d.input_len(), 3000 + i as u64);
+                    let w = random_vec(d.weight_len(), 3100 + i as u64);
+                    let bias = random_vec(d.c_out, 3200 + i as u64);
+                    let mut want_y = vec![f32::NAN; d.output_len()];
+                    conv2d_forward_reference(d, &x, &w, Some(&bias), &mut want_y);
+                    want_y.iter_mut().for_each(|v| *v = v.max(0.0));
+                    let (mut y, mut p) = (
+                        vec![f32::NAN; d.output_len()],
+                        vec![f32::NAN; pool.output_len()],
+                    );
+                    conv2d_relu_maxpool_forward_direct(
+                        kernel,
+                        d,
+                        &pool,
+                        &x,
+                        &w,
+                        Some(&bias),
+                        &mut y,
+                        &mut p,
+                    );
+                    let what = format!("{kernel:?} {d:?} {pool:?}");
+                    assert_close(&y, &want_y, 1e-5, &what);
+                    // The pool of the y it wrote, exactly.
+                    let mut want_p = vec![f32::NAN; pool.output_len()];
+                    maxpool2d_forward_reference(&pool, &y, &mut want_p);
+                    assert_eq!(p, want_p, "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dz_routed_from_a_max_pool_matches_references() {
+        use crate::conv2d::{coarse_relu_output, relu_maxpool_reference_grads, test_pools};
+        let mut tested = 0;
+        for kernel in v4_kernels() {
+            for (i, d) in shapes().iter().enumerate() {
+                if d.input_gradient_as_forward().is_none() {
+                    continue;
+                }
+                for (j, pool) in test_pools(d).iter().filter(|p| p.disjoint()).enumerate() {
+                    let seed = 2000 + 10 * i as u64 + j as u64;
+                    let x = random_vec(d.input_len(), seed);
+                    let w = random_vec(d.weight_len(), seed + 1);
+                    let y = coarse_relu_output(d.output_len(), seed + 2);
+                    let dp = random_vec(pool.output_len(), seed + 3);
+                    let (want_dx, want_dw, want_db) =
+                        relu_maxpool_reference_grads(d, pool, &x, &w, &y, &dp);
+                    let dz = DzFrom::MaxPool {
+                        pool,
+                        y: &y,
+                        dp: &dp,
+                    };
+                    let (mut dx, mut dw) = (
+                        vec![f32::NAN; d.input_len()],
+                        vec![f32::NAN; d.weight_len()],
+                    );
+                    let mut db = vec![f32::NAN; d.c_out];
+                    conv2d_backward_direct(
+                        kernel,
+                        d,
+                        &x,
+                        &w,
+                        dz,
+                        Some(&mut dx),
+                        &mut dw,
+                        Some(&mut db),
+                    );
+                    let what = format!("{kernel:?} {d:?} {pool:?}");
+                    assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
+                    assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
+                    assert_close(&db, &want_db, 1e-4, &format!("{what}: db"));
+                    // Without dx (a network's first layer).
+                    dw.fill(f32::NAN);
+                    conv2d_backward_direct(kernel, d, &x, &w, dz, None, &mut dw, None);
+                    assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw without dx"));
+                    tested += 1;
+                }
+            }
+        }
+        assert!(tested >= 10 * v4_kernels().len(), "only {tested} cases");
     }
 
     #[test]

@@ -5,7 +5,13 @@
 //! every position, each computed only if that input wants a gradient (the first layer's `dx`
 //! is never needed). With ReLU the three run as one `conv2d_relu_backward`, which on the CPU
 //! applies the mask as it reads `dy` instead of making `dz`.
+//!
+//! `conv2d_relu_maxpool` records a convolution with a fused ReLU and the max pool after it
+//! as one node: its backward routes the pool's gradient into the convolution's gradients
+//! without making the pool's input gradient on the CPU (see
+//! [`ops::conv2d_relu_maxpool_backward`]).
 
+use tensor::ops::PoolWindow;
 use tensor::{ops, Padding, Result};
 
 use crate::{Tape, Var};
@@ -40,6 +46,36 @@ impl Tape {
                 ],
             };
             for (v, grad) in [Some(x), Some(w), b].into_iter().zip([dx, dw, db]) {
+                if let (Some(v), Some(grad)) = (v, grad) {
+                    g.add(v, grad)?;
+                }
+            }
+            Ok(())
+        }))
+    }
+
+    /// `maxpool(max(conv(x, w) + b, 0))`: [`Tape::conv2d`] with its ReLU, then
+    /// [`Tape::maxpool2d`] with `pool`'s window, as one node (the same values as the two).
+    // The convolution's arguments plus the pool's window.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_relu_maxpool(
+        &mut self,
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        stride: usize,
+        padding: Padding,
+        pool: PoolWindow,
+    ) -> Result<Var> {
+        let (xt, wt) = (self.value(x).clone(), self.value(w).clone());
+        let (y, p) =
+            ops::conv2d_relu_maxpool(&xt, &wt, b.map(|b| self.value(b)), stride, padding, pool)?;
+        let inputs: Vec<Var> = [x, w].into_iter().chain(b).collect();
+        Ok(self.push("conv2d_relu_maxpool", p, &inputs, move |dp, g| {
+            let wants = [g.wants(x), g.wants(w), b.is_some_and(|b| g.wants(b))];
+            let grads =
+                ops::conv2d_relu_maxpool_backward(&xt, &wt, &y, dp, stride, padding, pool, wants)?;
+            for (v, grad) in [Some(x), Some(w), b].into_iter().zip(grads) {
                 if let (Some(v), Some(grad)) = (v, grad) {
                     g.add(v, grad)?;
                 }

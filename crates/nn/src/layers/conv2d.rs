@@ -1,6 +1,7 @@
 //! Conv2D: `activation(conv(x, kernel) + bias)`, kernel HWIO `[k, k, c_in, filters]`.
 
 use autograd::{Tape, Var};
+use tensor::ops::PoolWindow;
 use tensor::Padding;
 
 use cpu::conv2d::Conv2dDims;
@@ -40,6 +41,24 @@ impl Layer for Conv2d {
             return Ok(y);
         }
         self.activation.apply(tape, y)
+    }
+    fn forward_then_max_pool(
+        &self,
+        tape: &mut Tape,
+        x: Var,
+        ctx: &mut Ctx,
+        window: PoolWindow,
+    ) -> Option<Result<Var, NnError>> {
+        if self.activation != Activation::Relu {
+            return None;
+        }
+        let w = ctx.param(tape, self.kernel);
+        let b = self.bias.map(|b| ctx.param(tape, b));
+        let (stride, padding) = (self.stride, self.padding);
+        Some(
+            tape.conv2d_relu_maxpool(x, w, b, stride, padding, window)
+                .map_err(NnError::from),
+        )
     }
     fn convolutions(&self, store: &ParamStore, n: usize, input: &[usize]) -> Vec<Conv2dDims> {
         let mut x = vec![n];

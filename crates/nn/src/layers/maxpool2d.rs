@@ -1,6 +1,7 @@
 //! MaxPooling2D: the maximum over each `size x size` window, moved by `stride`.
 
 use autograd::{Tape, Var};
+use tensor::ops::PoolWindow;
 use tensor::Padding;
 
 use crate::{Ctx, Layer, NnError};
@@ -25,5 +26,12 @@ impl Layer for MaxPool2d {
     }
     fn forward(&self, tape: &mut Tape, x: Var, _ctx: &mut Ctx) -> Result<Var, NnError> {
         Ok(tape.maxpool2d(x, self.size, self.stride, self.padding)?)
+    }
+    fn max_pool_window(&self) -> Option<PoolWindow> {
+        Some(PoolWindow {
+            size: self.size,
+            stride: self.stride,
+            padding: self.padding,
+        })
     }
 }

@@ -57,6 +57,23 @@ pub trait Layer: Send + Sync {
     ) -> Option<Result<Var, NnError>> {
         None
     }
+    /// This layer's window when it is a max pool (a `MaxPooling2D` layer): the layer before
+    /// it may then fuse it ([`Layer::forward_then_max_pool`]).
+    fn max_pool_window(&self) -> Option<tensor::ops::PoolWindow> {
+        None
+    }
+    /// This layer followed by a max pool with `window`, as one fused computation, when this
+    /// layer has one (a convolution with a ReLU: `Tape::conv2d_relu_maxpool`); `None`
+    /// otherwise, and the two run one after the other.
+    fn forward_then_max_pool(
+        &self,
+        _tape: &mut Tape,
+        _x: Var,
+        _ctx: &mut Ctx,
+        _window: tensor::ops::PoolWindow,
+    ) -> Option<Result<Var, NnError>> {
+        None
+    }
     /// The convolutions this layer runs on `n` examples of shape `input` (no batch
     /// dimension), in order, with its kernels' shapes from `store`: for `bench`'s profile,
     /// which names the CPU variant each one runs. None by default.
@@ -71,8 +88,9 @@ pub trait Layer: Send + Sync {
 }
 
 /// Records `layers` in order on `tape`, starting from `x`: what `Sequential` and a residual
-/// block's branches run. A layer followed by a ReLU layer runs fused with it where the layer
-/// offers that ([`Layer::forward_then_relu`]); the result is the same as running the two.
+/// block's branches run. A layer followed by a ReLU layer, or by a max pool, runs fused with
+/// it where the layer offers that ([`Layer::forward_then_relu`],
+/// [`Layer::forward_then_max_pool`]); the result is the same as running the two.
 pub fn forward_layers(
     layers: &[Box<dyn Layer>],
     tape: &mut Tape,
@@ -89,8 +107,8 @@ pub fn forward_layers(
     Ok(h)
 }
 
-/// Records layer `i` (and the ReLU layer after it, when the two fuse) and returns the output
-/// and how many layers it consumed: 1 or 2.
+/// Records layer `i` (and the ReLU or max pool layer after it, when the two fuse) and returns
+/// the output and how many layers it consumed: 1 or 2.
 pub fn forward_step(
     layers: &[Box<dyn Layer>],
     i: usize,
@@ -100,6 +118,11 @@ pub fn forward_step(
 ) -> Result<(Var, usize), NnError> {
     if layers.get(i + 1).is_some_and(|next| next.is_relu()) {
         if let Some(y) = layers[i].forward_then_relu(tape, x, ctx) {
+            return Ok((y?, 2));
+        }
+    }
+    if let Some(window) = layers.get(i + 1).and_then(|next| next.max_pool_window()) {
+        if let Some(y) = layers[i].forward_then_max_pool(tape, x, ctx, window) {
             return Ok((y?, 2));
         }
     }

@@ -195,3 +195,115 @@ pub fn conv2d_relu_backward(
         }
     }
 }
+
+/// A max pool's window: `size x size`, moved by `stride`, with `padding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolWindow {
+    pub size: usize,
+    pub stride: usize,
+    pub padding: Padding,
+}
+
+/// `p = maxpool(max(conv(x, w) + b, 0))` with `pool`'s window: returns the ReLU's output
+/// `y` (the pool's input, which the backward needs) and `p`, the values of [`conv2d`] with
+/// its ReLU followed by [`maxpool2d()`](crate::ops::maxpool2d()). On the CPU each image is pooled while
+/// its convolution's output is in cache.
+pub fn conv2d_relu_maxpool(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: Padding,
+    pool: PoolWindow,
+) -> Result<(Tensor, Tensor)> {
+    let d = conv2d_dims(x.shape(), w.shape(), stride, padding)?;
+    let y_shape = output_shape(&d);
+    let pd = crate::ops::maxpool2d_dims(&y_shape, pool.size, pool.stride, pool.padding)?;
+    let mut operands = vec![x, w];
+    operands.extend(b);
+    match crate::ops::same_device("conv2d_relu_maxpool", &operands)? {
+        #[cfg(feature = "gpu")]
+        Device::Gpu(_) => {
+            let y = conv2d(x, w, b, stride, padding, true)?;
+            let p = crate::ops::maxpool2d(&y, pool.size, pool.stride, pool.padding)?;
+            Ok((y, p))
+        }
+        Device::Cpu => {
+            if let Some(b) = b {
+                crate::ops::same_shape("conv2d_relu_maxpool", b.shape(), &Shape::new([d.c_out]))?;
+            }
+            let mut y = Tensor::uninit_on(y_shape, &Device::Cpu)?;
+            let mut p = Tensor::uninit_on([pd.n, pd.out_h, pd.out_w, pd.c], &Device::Cpu)?;
+            k::conv2d_relu_maxpool_forward(
+                &d,
+                &pd,
+                x.as_slice(),
+                w.as_slice(),
+                b.map(|b| b.as_slice()),
+                y.data_mut(),
+                p.data_mut(),
+            );
+            Ok((y, p))
+        }
+    }
+}
+
+/// The gradients of `p = maxpool(max(conv(x, w) + b, 0))` (a convolution with a fused ReLU
+/// followed by a max pool) from the ReLU's output `y` (the pool's input) and `dp`: the
+/// gradients of [`conv2d_relu_backward`] for `dy = maxpool2d_backward(y, dp)`, each
+/// computed only where `wants` (dx, dw, db) asks.
+///
+/// On the CPU, pools whose windows cannot overlap route `dp` straight into the buffers the
+/// convolution's gradients read (see [`cpu::conv2d::conv2d_relu_maxpool_backward`]); on the
+/// GPU `dy` is made first.
+// The convolution's tensors, its shape, the pool's window, and which gradients to make.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_maxpool_backward(
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    dp: &Tensor,
+    stride: usize,
+    padding: Padding,
+    pool: PoolWindow,
+    wants: [bool; 3],
+) -> Result<[Option<Tensor>; 3]> {
+    let op = "conv2d_relu_maxpool_backward";
+    let d = conv2d_dims(x.shape(), w.shape(), stride, padding)?;
+    crate::ops::same_shape(op, y.shape(), &output_shape(&d))?;
+    let pd = crate::ops::maxpool2d_dims(y.shape(), pool.size, pool.stride, pool.padding)?;
+    let p_shape = Shape::new([pd.n, pd.out_h, pd.out_w, pd.c]);
+    crate::ops::same_shape(op, dp.shape(), &p_shape)?;
+    let dev = crate::ops::same_device(op, &[x, w, y, dp])?;
+    let [want_dx, want_dw, want_db] = wants;
+    match dev {
+        #[cfg(feature = "gpu")]
+        Device::Gpu(_) => {
+            let dy = crate::ops::maxpool2d_backward(y, dp, pool.size, pool.stride, pool.padding)?;
+            conv2d_relu_backward(x, w, y, &dy, stride, padding, wants)
+        }
+        Device::Cpu => {
+            let mut dx = want_dx
+                .then(|| Tensor::uninit_on(x.shape().clone(), &dev))
+                .transpose()?;
+            let mut dw = want_dw
+                .then(|| Tensor::uninit_on(w.shape().clone(), &dev))
+                .transpose()?;
+            let mut db = want_db
+                .then(|| Tensor::uninit_on([d.c_out], &dev))
+                .transpose()?;
+            k::conv2d_relu_maxpool_backward(
+                &d,
+                &pd,
+                x.as_slice(),
+                w.as_slice(),
+                y.as_slice(),
+                dp.as_slice(),
+                dx.as_mut().map(|t| t.data_mut()),
+                dw.as_mut().map(|t| t.data_mut()),
+                db.as_mut().map(|t| t.data_mut()),
+            );
+            Ok([dx, dw, db])
+        }
+    }
+}
