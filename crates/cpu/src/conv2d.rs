@@ -463,43 +463,84 @@ pub fn conv2d_relu_backward(
     }
 }
 
-/// Forward pass of a convolution with a fused ReLU followed by a max pool: `y = max(conv(x,
-/// w) + bias, 0)` (the pool's input, kept for the backward) and `p = maxpool(y)`, both
-/// overwritten. On the direct variant each image is pooled while its output is in cache
-/// ([`conv2d_relu_maxpool_forward_direct`]); otherwise the two run one after the other.
-// The forward convolution's arguments plus the pool and its output.
+/// Whether a convolution with a fused ReLU followed by `pool` runs routed, keeping the pool's
+/// output and its winners instead of the convolution's output
+/// ([`conv2d_relu_maxpool_forward_routed`], [`conv2d_relu_maxpool_backward_routed`]): on the
+/// direct variant, for a stride-1 layer whose input gradient is a forward convolution, under
+/// a pool whose windows cannot overlap (2x2 / stride 2, as in keras6, basic3 and VGG16).
+pub fn conv2d_relu_maxpool_routes(d: &Conv2dDims, pool: &Pool2dDims) -> bool {
+    ConvVariant::for_dims(d) == ConvVariant::Direct
+        && gemm_packed::active().is_some()
+        && pool.disjoint()
+        && pool.k * pool.k < crate::maxpool2d_argmax::NONE as usize
+        && d.input_gradient_as_forward().is_some()
+}
+
+/// Forward pass of a convolution with a fused ReLU followed by a max pool, routed (see
+/// [`conv2d_relu_maxpool_routes`], which must hold; panics otherwise): the pooled output `p`
+/// and each window's winner `arg` ([`crate::maxpool2d_argmax`]), both overwritten. Each
+/// image's convolution output is pooled while it is in cache and never written out: for
+/// basic3's first layer at batch 128 that is 33.5 MB the forward does not write and the
+/// backward does not read.
+// The forward convolution's arguments plus the pool and its two outputs.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d_relu_maxpool_forward(
+pub fn conv2d_relu_maxpool_forward_routed(
     d: &Conv2dDims,
     pool: &Pool2dDims,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
-    y: &mut [f32],
     p: &mut [f32],
+    arg: &mut [u8],
 ) {
-    match (ConvVariant::for_dims(d), gemm_packed::active()) {
-        (ConvVariant::Direct, Some(kernel)) => {
-            conv2d_relu_maxpool_forward_direct(kernel, d, pool, x, w, bias, y, p)
-        }
-        _ => {
-            conv2d_forward(d, x, w, bias, true, y);
-            crate::maxpool2d::maxpool2d_forward(pool, y, p);
-        }
+    assert!(
+        conv2d_relu_maxpool_routes(d, pool),
+        "conv2d: this conv + pool is not routed"
+    );
+    let kernel = gemm_packed::active().expect("checked by conv2d_relu_maxpool_routes");
+    conv2d_relu_maxpool_forward_direct(kernel, d, pool, x, w, bias, p, arg)
+}
+
+/// The gradients of [`conv2d_relu_maxpool_forward_routed`] from its `p`, `arg` and the
+/// pool's output gradient `dp`: those of `p = maxpool(max(conv(x, w) + b, 0))`, written to
+/// `dx`, `dw` and `db` only where asked. Each image's `dz` is routed from `dp` straight into
+/// the padded image both convolution gradients read ([`DzFrom::MaxPool`]); the pool's input
+/// gradient is never made. Panics unless [`conv2d_relu_maxpool_routes`] holds.
+// The convolution, its pool's results, and the three gradients.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_maxpool_backward_routed(
+    d: &Conv2dDims,
+    pool: &Pool2dDims,
+    x: &[f32],
+    w: &[f32],
+    p: &[f32],
+    arg: &[u8],
+    dp: &[f32],
+    dx: Option<&mut [f32]>,
+    dw: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
+) {
+    assert!(
+        conv2d_relu_maxpool_routes(d, pool),
+        "conv2d: this conv + pool is not routed"
+    );
+    let kernel = gemm_packed::active().expect("checked by conv2d_relu_maxpool_routes");
+    if dw.is_none() && db.is_none() && dx.is_none() {
+        return;
+    }
+    let dz = DzFrom::MaxPool { pool, p, arg, dp };
+    match dw {
+        Some(dw) => conv2d_backward_direct(kernel, d, x, w, dz, dx, dw, db),
+        // A frozen kernel: its gradient is made and dropped (the bands it packs give db).
+        None => with_scratch(&POOL_DW, d.weight_len(), |dw| {
+            conv2d_backward_direct(kernel, d, x, w, dz, dx, dw, db)
+        }),
     }
 }
 
-/// The gradients of a convolution with a fused ReLU followed by a max pool, `p =
-/// maxpool(max(conv(x, w) + b, 0))`, from the ReLU's output `y` (the pool's input) and the
-/// pool's output gradient `dp`: as [`conv2d_relu_backward`] of `dy =
-/// maxpool2d_backward(y, dp)`, writing `dx`, `dw` and `db` only where asked.
-///
-/// Where the pool's windows cannot overlap (2x2 / stride 2, as in every pool of keras6 and
-/// basic3) and the direct variant runs a stride-1 layer with `dw` asked, each image's `dz` is
-/// routed from `dp` straight into the padded image that both gradients read
-/// ([`DzFrom::MaxPool`]): `dy`, as large as the convolution's output, is never written out
-/// or read back, and the pool's backward has no pass of its own. Otherwise `dy` is made
-/// first and [`conv2d_relu_backward`] runs on it.
+/// The gradients of a convolution with a fused ReLU followed by a max pool, from the ReLU's
+/// output `y` (the pool's input) and the pool's output gradient `dp`, where the pair is not
+/// routed: [`conv2d_relu_backward`] of `dy = maxpool2d_backward(y, dp)`.
 // The convolution, its pool, and the three gradients.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_relu_maxpool_backward(
@@ -514,26 +555,10 @@ pub fn conv2d_relu_maxpool_backward(
     db: Option<&mut [f32]>,
 ) {
     d.check(x.len(), w.len(), y.len());
-    let input = (pool.n, pool.h, pool.w, pool.c);
-    let output = (d.n, d.out_h, d.out_w, d.c_out);
-    assert_eq!(input, output, "conv2d: the pool's input is not the output");
-    assert_eq!(
-        dp.len(),
-        pool.output_len(),
-        "conv2d: dp is not the pool's size"
-    );
-    let direct = ConvVariant::for_dims(d) == ConvVariant::Direct;
-    let fused = direct && pool.disjoint() && d.input_gradient_as_forward().is_some();
-    match (gemm_packed::active(), dw) {
-        (Some(kernel), Some(dw)) if fused => {
-            let dz = DzFrom::MaxPool { pool, y, dp };
-            conv2d_backward_direct(kernel, d, x, w, dz, dx, dw, db)
-        }
-        (_, dw) => with_scratch(&POOL_DY, y.len(), |dy| {
-            crate::maxpool2d::maxpool2d_backward(pool, y, dp, dy);
-            conv2d_relu_backward(d, x, w, y, dy, dx, dw, db)
-        }),
-    }
+    with_scratch(&POOL_DY, y.len(), |dy| {
+        crate::maxpool2d::maxpool2d_backward(pool, y, dp, dy);
+        conv2d_relu_backward(d, x, w, y, dy, dx, dw, db)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -558,9 +583,10 @@ thread_local! {
     static ROTATED: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     /// `dy` masked by a fused ReLU, where [`conv2d_relu_backward`] cannot mask it in place.
     static MASKED_DY: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
-    /// A max pool's input gradient, where [`conv2d_relu_maxpool_backward`] cannot route it
-    /// in place.
+    /// A max pool's input gradient, for [`conv2d_relu_maxpool_backward`].
     static POOL_DY: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// A frozen kernel's discarded gradient in [`conv2d_relu_maxpool_backward_routed`].
+    static POOL_DW: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// Runs `f` on this thread's cached value from `slot`, taken out for the call (a fresh default
@@ -955,12 +981,72 @@ mod tests {
     use super::*;
     use crate::testutil::{assert_close, random_vec};
 
-    /// Every combination of wanted gradients, every shape and pool (the direct path for
-    /// stride-1 layers under disjoint pools, the pool's backward first otherwise), against
-    /// the pool's, ReLU's and the convolution's references in turn.
+    /// The routed backward (where this CPU routes: direct, stride 1, disjoint pools) for
+    /// every combination of wanted gradients, from the pool's output and winners of a
+    /// given ReLU output, against the pool's, ReLU's and the convolution's references.
+    #[test]
+    fn routed_relu_maxpool_backward_matches_references() {
+        use crate::maxpool2d_argmax::maxpool2d_forward_argmax_reference;
+        let mut routed = 0;
+        for (i, d) in shapes().iter().enumerate() {
+            for (j, pool) in test_pools(d).iter().enumerate() {
+                if !conv2d_relu_maxpool_routes(d, pool) {
+                    continue;
+                }
+                routed += 1;
+                let seed = 4000 + 10 * i as u64 + j as u64;
+                let x = random_vec(d.input_len(), seed);
+                let w = random_vec(d.weight_len(), seed + 1);
+                let y = coarse_relu_output(d.output_len(), seed + 2);
+                let dp = random_vec(pool.output_len(), seed + 3);
+                let (want_dx, want_dw, want_db) =
+                    relu_maxpool_reference_grads(d, pool, &x, &w, &y, &dp);
+                let (mut p, mut arg) = (vec![0.0; dp.len()], vec![0u8; dp.len()]);
+                maxpool2d_forward_argmax_reference(pool, &y, &mut p, &mut arg);
+                for wants in 1..8u32 {
+                    let (wx, ww, wb) = (wants & 1 != 0, wants & 2 != 0, wants & 4 != 0);
+                    let mut dx = vec![f32::NAN; d.input_len()];
+                    let mut dw = vec![f32::NAN; d.weight_len()];
+                    let mut db = vec![f32::NAN; d.c_out];
+                    conv2d_relu_maxpool_backward_routed(
+                        d,
+                        pool,
+                        &x,
+                        &w,
+                        &p,
+                        &arg,
+                        &dp,
+                        wx.then_some(dx.as_mut_slice()),
+                        ww.then_some(dw.as_mut_slice()),
+                        wb.then_some(db.as_mut_slice()),
+                    );
+                    let what = format!("{d:?} {pool:?} wants dx {wx} dw {ww} db {wb}");
+                    for (want, got, name, on) in [
+                        (&want_dx, &dx, "dx", wx),
+                        (&want_dw, &dw, "dw", ww),
+                        (&want_db, &db, "db", wb),
+                    ] {
+                        if on {
+                            assert_close(got, want, 1e-4, &format!("{what}: {name}"));
+                        } else {
+                            assert!(got.iter().all(|v| v.is_nan()), "{what}: {name} written");
+                        }
+                    }
+                }
+            }
+        }
+        let any_kernel = gemm_packed::active().is_some();
+        assert!(!any_kernel || routed >= 10, "only {routed} shapes routed");
+        if !any_kernel {
+            eprintln!("skipped: no version-4 GEMM kernel on this CPU, nothing is routed");
+        }
+    }
+
+    /// The unrouted backward (the pool's backward, then the convolution's with its ReLU) for
+    /// every combination of wanted gradients, every shape and pool, against the pool's,
+    /// ReLU's and the convolution's references in turn.
     #[test]
     fn relu_maxpool_backward_matches_references() {
-        let mut fused = 0;
         for (i, d) in shapes().iter().enumerate() {
             for (j, pool) in test_pools(d).iter().enumerate() {
                 let seed = 1000 + 10 * i as u64 + j as u64;
@@ -970,7 +1056,6 @@ mod tests {
                 let dp = random_vec(pool.output_len(), seed + 3);
                 let (want_dx, want_dw, want_db) =
                     relu_maxpool_reference_grads(d, pool, &x, &w, &y, &dp);
-                fused += usize::from(pool.disjoint() && d.input_gradient_as_forward().is_some());
                 for wants in 1..8u32 {
                     let (wx, ww, wb) = (wants & 1 != 0, wants & 2 != 0, wants & 4 != 0);
                     let mut dx = vec![f32::NAN; d.input_len()];
@@ -1003,7 +1088,6 @@ mod tests {
                 }
             }
         }
-        assert!(fused >= 10, "only {fused} shapes can take the routed path");
     }
 
     /// Awkward shapes: batch 1, odd sizes, channel counts that are not multiples of 8,

@@ -33,7 +33,10 @@ use rayon::prelude::*;
 use crate::conv2d::{sum_partials_at, with_scratch, with_taken, Conv2dDims};
 use crate::gemm::Mat;
 use crate::gemm_packed::{gemm_packed_segments, Kernel, PackedB, Segments};
-use crate::maxpool2d::{maxpool2d_forward_image, maxpool2d_relu_backward_image_into, Pool2dDims};
+use crate::maxpool2d::Pool2dDims;
+use crate::maxpool2d_argmax::{
+    maxpool2d_forward_argmax_image, maxpool2d_relu_backward_routed_image_into,
+};
 
 thread_local! {
     /// A task's zero-padded image.
@@ -48,6 +51,8 @@ thread_local! {
     static PADDED_DZ: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     /// The rotated kernel of the fused backward's input gradient.
     static ROTATED: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// One image's convolution output, pooled before it leaves the cache.
+    static IMAGE_OUT: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 impl Conv2dDims {
@@ -100,14 +105,15 @@ pub fn conv2d_forward_direct(
     relu: bool,
     y: &mut [f32],
 ) {
-    forward(kernel, d, x, None, w, bias, relu, y, None)
+    forward(kernel, d, x, None, w, bias, relu, y)
 }
 
-/// [`conv2d_forward_direct`] with its ReLU, followed by the max pool `pool` over its output
-/// into `p`: each image is pooled as soon as its convolution is done, while its output is
-/// in cache, instead of in a pass of its own that reads `y` back from memory. `y` (the pool's
-/// input) is written too: the backward needs it.
-// The forward convolution's arguments plus the pool and its output.
+/// [`conv2d_forward_direct`] with its ReLU, followed by the max pool `pool` over its output:
+/// writes the pooled output `p` and each window's winner `arg` (see
+/// [`crate::maxpool2d_argmax`]). Each image's convolution output goes to a scratch buffer
+/// that stays in cache and is pooled from there: the full-size output is never written to
+/// memory, and the backward ([`DzFrom::MaxPool`]) needs only `p` and `arg`.
+// The forward convolution's arguments plus the pool and its two outputs.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_relu_maxpool_forward_direct(
     kernel: Kernel,
@@ -116,18 +122,43 @@ pub fn conv2d_relu_maxpool_forward_direct(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
-    y: &mut [f32],
     p: &mut [f32],
+    arg: &mut [u8],
 ) {
-    let input = (pool.n, pool.h, pool.w, pool.c);
-    let output = (d.n, d.out_h, d.out_w, d.c_out);
-    assert_eq!(input, output, "conv2d: the pool's input is not the output");
+    check_pool(d, pool);
+    d.check(x.len(), w.len(), d.output_len());
     assert_eq!(
         p.len(),
         pool.output_len(),
         "conv2d: p is not the pool's size"
     );
-    forward(kernel, d, x, None, w, bias, true, y, Some((pool, p)))
+    assert_eq!(arg.len(), p.len(), "conv2d: arg and p differ in length");
+    if p.is_empty() {
+        return;
+    }
+    let (ci, (hp, wp)) = (d.c_in, d.padded_hw());
+    let (in_img, out_img, p_img) = (d.h * d.w * ci, d.out_pixels() * d.c_out, p.len() / d.n);
+    with_packed_kernel(d, w, bias, true, |pw| {
+        p.par_chunks_mut(p_img)
+            .zip(arg.par_chunks_mut(p_img))
+            .enumerate()
+            .for_each(|(b, (pi, ai))| {
+                with_scratch(&PADDED, hp * wp * ci, |xp| {
+                    pad_image(d, &x[b * in_img..(b + 1) * in_img], None, xp);
+                    with_scratch(&IMAGE_OUT, out_img, |yi| {
+                        forward_image(kernel, d, xp, pw, yi);
+                        maxpool2d_forward_argmax_image(pool, yi, pi, ai);
+                    })
+                })
+            })
+    });
+}
+
+/// Panics unless `pool` pools `d`'s output.
+fn check_pool(d: &Conv2dDims, pool: &Pool2dDims) {
+    let input = (pool.n, pool.h, pool.w, pool.c);
+    let output = (d.n, d.out_h, d.out_w, d.c_out);
+    assert_eq!(input, output, "conv2d: the pool's input is not the output");
 }
 
 /// The forward convolution, direct, of `x ⊙ (x_relu_y > 0)` (no bias): a ReLU layer's
@@ -146,11 +177,11 @@ pub fn conv2d_forward_direct_relu_masked(
         x.len(),
         "conv2d: the mask and x differ in length"
     );
-    forward(kernel, d, x, Some(x_relu_y), w, None, false, y, None)
+    forward(kernel, d, x, Some(x_relu_y), w, None, false, y)
 }
 
 /// [`conv2d_forward_direct`], with `x` masked by ReLU's backward as it is padded when
-/// `x_relu_y` is given, and each image of `y` max pooled into `pool`'s output when given.
+/// `x_relu_y` is given.
 #[allow(clippy::too_many_arguments)]
 fn forward(
     kernel: Kernel,
@@ -161,43 +192,40 @@ fn forward(
     bias: Option<&[f32]>,
     relu: bool,
     y: &mut [f32],
-    pool: Option<(&Pool2dDims, &mut [f32])>,
 ) {
     d.check(x.len(), w.len(), y.len());
     let (ci, co) = (d.c_in, d.c_out);
     let (hp, wp) = d.padded_hw();
     let (in_img, out_img) = (d.h * d.w * ci, d.out_h * d.out_w * co);
-    // Each image's pooled output, when pooling.
-    let (pd, mut p_imgs): (_, Vec<Option<&mut [f32]>>) = match pool {
-        Some((pd, p)) if !p.is_empty() => {
-            (Some(pd), p.chunks_mut(p.len() / d.n).map(Some).collect())
-        }
-        _ => (None, (0..d.n).map(|_| None).collect()),
-    };
+    with_packed_kernel(d, w, bias, relu, |pw| {
+        y.par_chunks_mut(out_img).enumerate().for_each(|(b, yi)| {
+            let xi = &x[b * in_img..(b + 1) * in_img];
+            let mask = x_relu_y.map(|m| &m[b * in_img..(b + 1) * in_img]);
+            with_scratch(&PADDED, hp * wp * ci, |xp| {
+                pad_image(d, xi, mask, xp);
+                forward_image(kernel, d, xp, pw, yi);
+            })
+        })
+    });
+}
+
+/// Runs `f` with `w` (and `bias`, and the ReLU with `relu`: both applied in the
+/// micro-kernel's epilogue) packed as the forward's B, in this thread's slot.
+fn with_packed_kernel<R>(
+    d: &Conv2dDims,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    f: impl FnOnce(&PackedB) -> R,
+) -> R {
     with_taken(&PACKED_W, |pw| {
-        pw.pack(w, d.patch_len(), co, co, 1);
+        pw.pack(w, d.patch_len(), d.c_out, d.c_out, 1);
         if let Some(bias) = bias {
             pw.set_bias(bias);
         }
-        let pw = &*pw;
-        y.par_chunks_mut(out_img.max(1))
-            .zip(p_imgs.par_iter_mut())
-            .enumerate()
-            .for_each(|(b, (yi, pi))| {
-                let xi = &x[b * in_img..(b + 1) * in_img];
-                let mask = x_relu_y.map(|m| &m[b * in_img..(b + 1) * in_img]);
-                with_scratch(&PADDED, hp * wp * ci, |xp| {
-                    pad_image(d, xi, mask, xp);
-                    forward_image(kernel, d, xp, pw, yi);
-                });
-                if relu {
-                    yi.iter_mut().for_each(|v| *v = v.max(0.0));
-                }
-                if let (Some(pd), Some(pi)) = (pd, pi.as_deref_mut()) {
-                    maxpool2d_forward_image(pd, yi, pi);
-                }
-            });
-    });
+        pw.set_relu(relu);
+        f(pw)
+    })
 }
 
 /// One image's forward convolution from its padded copy `xp`: one GEMM per output row,
@@ -325,10 +353,12 @@ pub enum DzFrom<'a> {
         relu_y: Option<&'a [f32]>,
     },
     /// A max pool over the fused ReLU's output `y` (windows that cannot overlap), given its
-    /// output gradient `dp`: `dz = relu_backward(y, maxpool_backward(y, dp))`.
+    /// output `p`, its winners `arg` ([`conv2d_relu_maxpool_forward_direct`]) and its output
+    /// gradient `dp`: `dz = relu_backward(y, maxpool_backward(y, dp))`, made without `y`.
     MaxPool {
         pool: &'a Pool2dDims,
-        y: &'a [f32],
+        p: &'a [f32],
+        arg: &'a [u8],
         dp: &'a [f32],
     },
 }
@@ -376,20 +406,13 @@ pub fn conv2d_backward_direct(
                 assert_eq!(y.len(), dy.len(), "conv2d: y and dy differ in length");
             }
         }
-        DzFrom::MaxPool { pool, y, dp } => {
-            let input = (pool.n, pool.h, pool.w, pool.c);
-            let output = (d.n, d.out_h, d.out_w, d.c_out);
-            assert_eq!(input, output, "conv2d: the pool's input is not the output");
+        DzFrom::MaxPool { pool, p, arg, dp } => {
+            check_pool(d, pool);
             assert!(pool.disjoint(), "conv2d: the pool's windows overlap");
-            assert_eq!(
-                y.len(),
-                d.output_len(),
-                "conv2d: y is not the output's size"
-            );
-            assert_eq!(
-                dp.len(),
-                pool.output_len(),
-                "conv2d: dp is not the pool's size"
+            let len = pool.output_len();
+            assert!(
+                p.len() == len && arg.len() == len && dp.len() == len,
+                "conv2d: p, arg and dp must be the pool's size"
             );
         }
     }
@@ -421,11 +444,11 @@ pub fn conv2d_backward_direct(
             let yi = relu_y.map(|y| &y[b * out_img..][..out_img]);
             pad_image(&t, &dy[b * out_img..][..out_img], yi, dzp)
         }
-        DzFrom::MaxPool { pool, y, dp } => {
+        DzFrom::MaxPool { pool, p, arg, dp } => {
             zero_border(&t, dzp);
-            let p_img = pool.out_h * pool.out_w * pool.c;
-            let (yi, dpi) = (&y[b * out_img..][..out_img], &dp[b * p_img..][..p_img]);
-            maxpool2d_relu_backward_image_into(pool, yi, dpi, &mut dzp[row0..], twp * co)
+            let n = pool.out_h * pool.out_w * pool.c;
+            let (pi, ai, dpi) = (&p[b * n..][..n], &arg[b * n..][..n], &dp[b * n..][..n]);
+            maxpool2d_relu_backward_routed_image_into(pool, pi, ai, dpi, &mut dzp[row0..], twp * co)
         }
     };
     with_scratch(&ROTATED, if wants_dx { w.len() } else { 0 }, |r| {
@@ -740,39 +763,48 @@ mod tests {
         assert!(tested >= 6 * v4_kernels().len(), "only {tested} shapes");
     }
 
+    /// The pooled output against the references (conv, ReLU, pool); each recorded winner
+    /// holds its window's maximum (up to the convolution's rounding: the kernel's sums and
+    /// the reference's differ in the last bits, so an exact tie may resolve either way).
     #[test]
     fn forward_with_pool_matches_references() {
         use crate::conv2d::test_pools;
         use crate::maxpool2d::maxpool2d_forward_reference;
         for kernel in v4_kernels() {
             for (i, d) in shapes().iter().enumerate() {
-                for pool in test_pools(d) {
+                for pool in test_pools(d).into_iter().filter(|p| p.disjoint()) {
                     let x = random_vec(d.input_len(), 3000 + i as u64);
                     let w = random_vec(d.weight_len(), 3100 + i as u64);
                     let bias = random_vec(d.c_out, 3200 + i as u64);
-                    let mut want_y = vec![f32::NAN; d.output_len()];
-                    conv2d_forward_reference(d, &x, &w, Some(&bias), &mut want_y);
-                    want_y.iter_mut().for_each(|v| *v = v.max(0.0));
-                    let (mut y, mut p) = (
-                        vec![f32::NAN; d.output_len()],
-                        vec![f32::NAN; pool.output_len()],
-                    );
-                    conv2d_relu_maxpool_forward_direct(
-                        kernel,
-                        d,
-                        &pool,
-                        &x,
-                        &w,
-                        Some(&bias),
-                        &mut y,
-                        &mut p,
-                    );
-                    let what = format!("{kernel:?} {d:?} {pool:?}");
-                    assert_close(&y, &want_y, 1e-5, &what);
-                    // The pool of the y it wrote, exactly.
+                    let mut y = vec![f32::NAN; d.output_len()];
+                    conv2d_forward_reference(d, &x, &w, Some(&bias), &mut y);
+                    y.iter_mut().for_each(|v| *v = v.max(0.0));
                     let mut want_p = vec![f32::NAN; pool.output_len()];
                     maxpool2d_forward_reference(&pool, &y, &mut want_p);
-                    assert_eq!(p, want_p, "{what}");
+                    let (mut p, mut arg) = (vec![f32::NAN; want_p.len()], vec![0u8; want_p.len()]);
+                    let b = Some(bias.as_slice());
+                    conv2d_relu_maxpool_forward_direct(
+                        kernel, d, &pool, &x, &w, b, &mut p, &mut arg,
+                    );
+                    let what = format!("{kernel:?} {d:?} {pool:?}");
+                    assert_close(&p, &want_p, 1e-5, &what);
+                    let c = d.c_out;
+                    for (o, (&a, &m)) in arg.iter().zip(&want_p).enumerate() {
+                        let (ch, px) = (o % c, o / c);
+                        let (img, rest) = (
+                            px / (pool.out_h * pool.out_w),
+                            px % (pool.out_h * pool.out_w),
+                        );
+                        let (oy, ox) = (rest / pool.out_w, rest % pool.out_w);
+                        let (ky, kx) = (a as usize / pool.k, a as usize % pool.k);
+                        let iy = pool.in_y(oy, ky).expect("a winner inside the image");
+                        let ix = pool.in_x(ox, kx).expect("a winner inside the image");
+                        let v = y[((img * d.out_h + iy) * d.out_w + ix) * c + ch];
+                        assert!(
+                            (v - m).abs() <= 1e-5 * m.abs().max(1.0),
+                            "{what}: output {o}"
+                        );
+                    }
                 }
             }
         }
@@ -781,6 +813,7 @@ mod tests {
     #[test]
     fn dz_routed_from_a_max_pool_matches_references() {
         use crate::conv2d::{coarse_relu_output, relu_maxpool_reference_grads, test_pools};
+        use crate::maxpool2d_argmax::maxpool2d_forward_argmax_reference;
         let mut tested = 0;
         for kernel in v4_kernels() {
             for (i, d) in shapes().iter().enumerate() {
@@ -795,9 +828,13 @@ mod tests {
                     let dp = random_vec(pool.output_len(), seed + 3);
                     let (want_dx, want_dw, want_db) =
                         relu_maxpool_reference_grads(d, pool, &x, &w, &y, &dp);
+                    // The pool's output and winners, as the forward records them.
+                    let (mut p, mut arg) = (vec![0.0; dp.len()], vec![0u8; dp.len()]);
+                    maxpool2d_forward_argmax_reference(pool, &y, &mut p, &mut arg);
                     let dz = DzFrom::MaxPool {
                         pool,
-                        y: &y,
+                        p: &p,
+                        arg: &arg,
                         dp: &dp,
                     };
                     let (mut dx, mut dw) = (

@@ -138,6 +138,8 @@ pub struct PackedB {
     /// A bias per column, zero padded to whole panels, added to every row of C on store
     /// ([`PackedB::set_bias`]); empty for none.
     bias: Vec<f32>,
+    /// Whether C gets `max(·, 0)` on store ([`PackedB::set_relu`]).
+    relu: bool,
 }
 
 impl PackedB {
@@ -216,6 +218,7 @@ impl PackedB {
         self.k = k;
         self.n = n;
         self.bias.clear();
+        self.relu = false;
         self.data.clear();
         self.data.resize(n.div_ceil(NR) * k * NR, 0.0);
         if k == 0 || n == 0 {
@@ -241,6 +244,13 @@ impl PackedB {
         self.bias[..self.n].copy_from_slice(bias);
     }
 
+    /// Applies ReLU to C on store, after the bias (and C's old values, when accumulating),
+    /// in the micro-kernel's epilogue: a convolution with a fused ReLU then needs no pass
+    /// over its output of its own. Cleared by the next [`PackedB::pack`].
+    pub fn set_relu(&mut self, on: bool) {
+        self.relu = on;
+    }
+
     /// The padded bias from column `j` on, or null when there is none.
     fn bias_from(&self, j: usize) -> *const f32 {
         if self.bias.is_empty() {
@@ -262,6 +272,15 @@ crate::simd::multiversion! {
             *a += v;
         }
     }
+}
+
+/// What a micro-kernel does when it stores a tile of `A · B` (plus the bias) into C.
+#[derive(Clone, Copy, Debug)]
+struct Store {
+    /// Add C's old values (`beta = 1`).
+    accumulate: bool,
+    /// Then `max(·, 0)` ([`PackedB::set_relu`]).
+    relu: bool,
 }
 
 /// Whether version 4 should run (some kernel is [`active`]).
@@ -363,21 +382,25 @@ pub fn gemm_packed_segments(
         );
     }
     assert!(c.len() >= (m - 1) * ldc + n, "gemm_packed: C too short");
+    let store = Store {
+        accumulate: beta == 1.0,
+        relu: b.relu,
+    };
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the kernel's instruction set is available (asserted above); the asserts above
     // bound every access: A's elements (i < m, every segment's p < len), rows < m of C (n
     // floats each at stride ldc), and the packed panels hold k * NR floats each.
     unsafe {
         match kernel {
-            Kernel::Avx512 => avx512::gemm(m, a, seg, b, beta == 1.0, c, ldc),
-            Kernel::Avx2Fma => avx2::gemm(m, a, seg, b, beta == 1.0, c, ldc),
+            Kernel::Avx512 => avx512::gemm(m, a, seg, b, store, c, ldc),
+            Kernel::Avx2Fma => avx2::gemm(m, a, seg, b, store, c, ldc),
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{balanced, PackedB, Segments, NR};
+    use super::{balanced, PackedB, Segments, Store, NR};
     use crate::gemm::Mat;
     use std::arch::x86_64::*;
 
@@ -413,7 +436,7 @@ mod avx2 {
         a: Mat,
         seg: Segments,
         b: &PackedB,
-        accumulate: bool,
+        store: Store,
         c: &mut [f32],
         ldc: usize,
     ) {
@@ -439,7 +462,7 @@ mod avx2 {
                     macro_rules! call {
                         ($($r:literal)*) => {
                             match rows {
-                                $($r => tile::<$r>(seg, ap, (a_rs, a_cs), bp, cp, ldc, accumulate, bias, m0, m1),)*
+                                $($r => tile::<$r>(seg, ap, (a_rs, a_cs), bp, cp, ldc, store, bias, m0, m1),)*
                                 _ => unreachable!(),
                             }
                         };
@@ -474,7 +497,7 @@ mod avx2 {
         b: *const f32,
         c: *mut f32,
         ldc: usize,
-        accumulate: bool,
+        store: Store,
         bias: *const f32,
         m0: __m256i,
         m1: __m256i,
@@ -499,9 +522,13 @@ mod avx2 {
                 lo = _mm256_add_ps(lo, _mm256_loadu_ps(bias));
                 hi = _mm256_add_ps(hi, _mm256_loadu_ps(bias.add(8)));
             }
-            if accumulate {
+            if store.accumulate {
                 lo = _mm256_add_ps(lo, _mm256_maskload_ps(cr, m0));
                 hi = _mm256_add_ps(hi, _mm256_maskload_ps(cr.add(8), m1));
+            }
+            if store.relu {
+                lo = _mm256_max_ps(lo, _mm256_setzero_ps());
+                hi = _mm256_max_ps(hi, _mm256_setzero_ps());
             }
             _mm256_maskstore_ps(cr, m0, lo);
             _mm256_maskstore_ps(cr.add(8), m1, hi);
@@ -511,7 +538,7 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{balanced, PackedB, Segments, MR, NR};
+    use super::{balanced, PackedB, Segments, Store, MR, NR};
     use crate::gemm::Mat;
     use std::arch::x86_64::*;
 
@@ -548,7 +575,7 @@ mod avx512 {
         a: Mat,
         seg: Segments,
         b: &PackedB,
-        accumulate: bool,
+        store: Store,
         c: &mut [f32],
         ldc: usize,
     ) {
@@ -562,17 +589,7 @@ mod avx512 {
             let bp = b.panel(panel).as_ptr();
             let bias = b.bias_from(j0);
             if width <= 16 {
-                let args = (
-                    m,
-                    seg,
-                    a,
-                    bp,
-                    c.as_mut_ptr().add(j0),
-                    ldc,
-                    accumulate,
-                    bias,
-                    mlo,
-                );
+                let args = (m, seg, a, bp, c.as_mut_ptr().add(j0), ldc, store, bias, mlo);
                 match (a_cs, a_rs) {
                     (1, 16) => narrow_panel::<16>(args),
                     _ => narrow_panel::<0>(args),
@@ -580,7 +597,7 @@ mod avx512 {
                 continue;
             }
             let cp = c.as_mut_ptr().add(j0);
-            let args = (m, per_tile, seg, a, bp, cp, ldc, accumulate, bias, mlo, mhi);
+            let args = (m, per_tile, seg, a, bp, cp, ldc, store, bias, mlo, mhi);
             match (a_cs, a_rs) {
                 (1, 32) => wide_panel::<32>(args),
                 (1, 64) => wide_panel::<64>(args),
@@ -591,7 +608,8 @@ mod avx512 {
     }
 
     /// The arguments of [`wide_panel`]: `m`, rows per tile, A's segments, A, the panel, C
-    /// from the panel's first column, `ldc`, accumulate, the bias and the two lane masks.
+    /// from the panel's first column, `ldc`, what to do on store, the bias and the two lane
+    /// masks.
     type WideArgs<'a> = (
         usize,
         usize,
@@ -600,7 +618,7 @@ mod avx512 {
         *const f32,
         *mut f32,
         usize,
-        bool,
+        Store,
         *const f32,
         __mmask16,
         __mmask16,
@@ -616,7 +634,7 @@ mod avx512 {
     /// As [`gemm`], for this panel; `RS` is 0 or `a.rs` with `a.cs == 1`.
     #[target_feature(enable = "avx512f")]
     unsafe fn wide_panel<const RS: usize>(args: WideArgs) {
-        let (m, per_tile, seg, a, bp, c, ldc, accumulate, bias, mlo, mhi) = args;
+        let (m, per_tile, seg, a, bp, c, ldc, store, bias, mlo, mhi) = args;
         debug_assert!(RS == 0 || (RS == a.rs && a.cs == 1));
         let mut i0 = 0;
         while i0 < m {
@@ -626,7 +644,7 @@ mod avx512 {
             macro_rules! call {
                 ($($r:literal)*) => {
                     match rows {
-                        $($r => tile::<$r, RS>(seg, ap, (a.rs, a.cs), bp, cp, ldc, accumulate, bias, mlo, mhi),)*
+                        $($r => tile::<$r, RS>(seg, ap, (a.rs, a.cs), bp, cp, ldc, store, bias, mlo, mhi),)*
                         _ => unreachable!(),
                     }
                 };
@@ -645,7 +663,7 @@ mod avx512 {
     const MR_NARROW: usize = 28;
 
     /// The arguments of [`narrow_panel`]: `m`, A's segments, A, the panel, C from the panel's
-    /// first column, `ldc`, accumulate, the bias and the lane mask.
+    /// first column, `ldc`, what to do on store, the bias and the lane mask.
     type NarrowArgs<'a> = (
         usize,
         Segments,
@@ -653,7 +671,7 @@ mod avx512 {
         *const f32,
         *mut f32,
         usize,
-        bool,
+        Store,
         *const f32,
         __mmask16,
     );
@@ -669,7 +687,7 @@ mod avx512 {
     /// `RS` is A's row stride when known at compile time, as in [`wide_panel`] (0: `a.rs`).
     #[target_feature(enable = "avx512f")]
     unsafe fn narrow_panel<const RS: usize>(args: NarrowArgs) {
-        let (m, seg, a, bp, c, ldc, accumulate, bias, mlo) = args;
+        let (m, seg, a, bp, c, ldc, store, bias, mlo) = args;
         debug_assert!(RS == 0 || (RS == a.rs && a.cs == 1));
         let per_tile = balanced(m, MR_NARROW);
         let mut i0 = 0;
@@ -680,7 +698,7 @@ mod avx512 {
             macro_rules! call {
                 ($($r:literal)*) => {
                     match rows {
-                        $($r => narrow_tile::<$r, RS>(seg, ap, (a.rs, a.cs), bp, cp, ldc, accumulate, bias, mlo),)*
+                        $($r => narrow_tile::<$r, RS>(seg, ap, (a.rs, a.cs), bp, cp, ldc, store, bias, mlo),)*
                         _ => unreachable!(),
                     }
                 };
@@ -706,7 +724,7 @@ mod avx512 {
         b: *const f32,
         c: *mut f32,
         ldc: usize,
-        accumulate: bool,
+        store: Store,
         bias: *const f32,
         mlo: __mmask16,
     ) {
@@ -758,8 +776,11 @@ mod avx512 {
             if !bias.is_null() {
                 v = _mm512_add_ps(v, _mm512_loadu_ps(bias));
             }
-            if accumulate {
+            if store.accumulate {
                 v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mlo, cr));
+            }
+            if store.relu {
+                v = _mm512_max_ps(v, _mm512_setzero_ps());
             }
             _mm512_mask_storeu_ps(cr, mlo, v);
         }
@@ -788,7 +809,7 @@ mod avx512 {
         b: *const f32,
         c: *mut f32,
         ldc: usize,
-        accumulate: bool,
+        store: Store,
         bias: *const f32,
         mlo: __mmask16,
         mhi: __mmask16,
@@ -852,9 +873,13 @@ mod avx512 {
                 lo = _mm512_add_ps(lo, _mm512_loadu_ps(bias));
                 hi = _mm512_add_ps(hi, _mm512_loadu_ps(bias.add(16)));
             }
-            if accumulate {
+            if store.accumulate {
                 lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, cr));
                 hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, cr.add(16)));
+            }
+            if store.relu {
+                lo = _mm512_max_ps(lo, _mm512_setzero_ps());
+                hi = _mm512_max_ps(hi, _mm512_setzero_ps());
             }
             _mm512_mask_storeu_ps(cr, mlo, lo);
             _mm512_mask_storeu_ps(cr.add(16), mhi, hi);
@@ -1002,6 +1027,35 @@ mod tests {
 
     /// A bias set on the packed B is added to every row of C, on both kernels, for widths
     /// that end a panel in each half and in the narrow tiles; `pack` clears it.
+    #[test]
+    fn relu_in_the_epilogue_matches_reference_then_relu() {
+        for kernel in v4_kernels() {
+            let mut pb = PackedB::default();
+            // Narrow panels (n <= 16), wide ones, and a masked last panel.
+            for &(m, k, n) in &[(17, 9, 16), (30, 27, 32), (29, 12, 45), (3, 2, 70)] {
+                let (a, b) = (random_vec(m * k, 4), random_vec(k * n, 5));
+                let (bias, c0) = (random_vec(n, 6), random_vec(m * n, 7));
+                for accumulate in [false, true] {
+                    let beta = if accumulate { 1.0 } else { 0.0 };
+                    let mut want = c0.clone();
+                    let (am, bm) = (Mat::row_major(&a, k), Mat::row_major(&b, n));
+                    gemm_reference(m, k, n, am, bm, beta, &mut want);
+                    for (i, v) in want.iter_mut().enumerate() {
+                        *v = (*v + bias[i % n]).max(0.0);
+                    }
+                    pb.pack(&b, k, n, n, 1);
+                    pb.set_bias(&bias);
+                    pb.set_relu(true);
+                    let mut c = c0.clone();
+                    gemm_packed_with(kernel, m, am, &pb, beta, &mut c, n);
+                    let what = format!("{kernel:?} {m}x{k}x{n} + bias, relu, beta {beta}");
+                    assert_close(&c, &want, 1e-5, &what);
+                    assert!(c.iter().all(|&v| v >= 0.0), "{what}: a negative value");
+                }
+            }
+        }
+    }
+
     #[test]
     fn bias_in_the_epilogue_matches_reference_plus_bias() {
         for kernel in v4_kernels() {

@@ -62,6 +62,7 @@ pub mod gemm;
 pub mod gemm_packed;
 pub mod lrn;
 pub mod maxpool2d;
+pub mod maxpool2d_argmax;
 pub mod padding;
 pub mod peak;
 pub mod relu;

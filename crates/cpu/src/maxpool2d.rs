@@ -174,20 +174,6 @@ pub fn maxpool2d_forward(d: &Pool2dDims, x: &[f32], y: &mut [f32]) {
         .for_each(|(row, y_row)| forward_row(d, x, row, y_row));
 }
 
-/// One image of [`maxpool2d_forward`]: `x_img` (`h x w x c`) into `y_img` (`out_h x out_w x
-/// c`), bit for bit as the batched forward. A convolution that pools its output runs it on
-/// each image while the image is in cache.
-pub fn maxpool2d_forward_image(d: &Pool2dDims, x_img: &[f32], y_img: &mut [f32]) {
-    let one = Pool2dDims { n: 1, ..*d };
-    one.check(x_img, y_img);
-    if y_img.is_empty() {
-        return;
-    }
-    for (oy, y_row) in y_img.chunks_exact_mut(d.out_w * d.c).enumerate() {
-        forward_row(&one, x_img, oy, y_row);
-    }
-}
-
 multiversion! {
     /// Output row `row` (image `row / out_h`) of [`maxpool2d_forward`].
     fn forward_row(d: &Pool2dDims, x: &[f32], row: usize, y_row: &mut [f32]) {
@@ -268,58 +254,12 @@ pub fn maxpool2d_backward(d: &Pool2dDims, x: &[f32], dy: &[f32], dx: &mut [f32])
     dx.par_chunks_mut(h * w * c)
         .zip(x.par_chunks(h * w * c))
         .zip(dy.par_chunks(d.out_h * d.out_w * c))
-        .for_each(|((dx_img, x_img), dy_img)| {
-            backward_image(d, x_img, dy_img, dx_img, w * c, false)
-        });
-}
-
-/// One image of [`maxpool2d_backward`] followed by ReLU's backward, for a pool whose input
-/// `x_img` is a ReLU's output: `out` gets `relu_backward(x, maxpool_backward(x, dy))`, bit
-/// for bit, with input row `iy` written at `out[iy * row_stride..][..w * c]` (so straight
-/// into a zero-padded image; what lies between the rows is left alone). Only for windows
-/// that cannot overlap (`stride >= k`, as [`Pool2dDims::disjoint`] says); panics otherwise.
-/// A convolution with a fused ReLU followed by this pool builds its `dz` this way, without
-/// the pool's input gradient ever being written out.
-pub fn maxpool2d_relu_backward_image_into(
-    d: &Pool2dDims,
-    x_img: &[f32],
-    dy_img: &[f32],
-    out: &mut [f32],
-    row_stride: usize,
-) {
-    assert!(
-        d.disjoint(),
-        "maxpool2d: overlapping windows cannot be routed in place"
-    );
-    let (row, img) = (d.w * d.c, d.h * d.w * d.c);
-    assert_eq!(x_img.len(), img, "maxpool2d: x is not one image");
-    assert_eq!(
-        dy_img.len(),
-        d.out_h * d.out_w * d.c,
-        "maxpool2d: dy is not one image"
-    );
-    assert!(row_stride >= row, "maxpool2d: rows overlap");
-    if d.h > 0 {
-        assert!(
-            out.len() >= (d.h - 1) * row_stride + row,
-            "maxpool2d: out too short"
-        );
-    }
-    backward_image(d, x_img, dy_img, out, row_stride, true)
+        .for_each(|((dx_img, x_img), dy_img)| backward_image(d, x_img, dy_img, dx_img));
 }
 
 multiversion! {
-    /// One image of [`maxpool2d_backward`] (compiled for the widest SIMD the CPU has), input
-    /// row `iy` of `dx` at `dx_img[iy * row_stride..]`; with `relu` (disjoint windows only),
-    /// a routed gradient is kept only where `x > 0` (ReLU's backward, `x` its output).
-    fn backward_image(
-        d: &Pool2dDims,
-        x_img: &[f32],
-        dy_img: &[f32],
-        dx_img: &mut [f32],
-        row_stride: usize,
-        relu: bool,
-    ) {
+    /// One image of [`maxpool2d_backward`] (compiled for the widest SIMD the CPU has).
+    fn backward_image(d: &Pool2dDims, x_img: &[f32], dy_img: &[f32], dx_img: &mut [f32]) {
         let (h, w, c) = (d.h, d.w, d.c);
         // Windows that cannot overlap (stride >= k, as in every 2x2 / stride-2 pool) write
         // each element they cover exactly once, so `dx` is written in place instead of
@@ -327,7 +267,7 @@ multiversion! {
         // window covers are zeroed here.
         let disjoint = d.disjoint();
         if disjoint {
-            zero_uncovered(d, dx_img, row_stride);
+            zero_uncovered(d, dx_img, w * c);
         } else {
             dx_img.fill(0.0);
         }
@@ -356,8 +296,7 @@ multiversion! {
                         for ix in cols.clone() {
                             let base = (iy * w + ix) * c;
                             let x_blk = &x_img[base + c0..base + c1];
-                            let at = iy * row_stride + ix * c;
-                            let dx_blk = &mut dx_img[at + c0..at + c1];
+                            let dx_blk = &mut dx_img[base + c0..base + c1];
                             for (((dxe, &v), m), &g) in
                                 dx_blk.iter_mut().zip(x_blk).zip(max.iter_mut()).zip(g)
                             {
@@ -366,10 +305,7 @@ multiversion! {
                                 // `if v == *m { g } else { 0.0 }`, LLVM turned it into a
                                 // branch and this loop ran scalar, about 7x slower.)
                                 let hit = ((v == *m) as u32).wrapping_neg();
-                                // With `relu`, the winner passes its gradient only where
-                                // the ReLU's output is positive (it equals the max here).
-                                let keep = if relu { hit & ((v > 0.0) as u32).wrapping_neg() } else { hit };
-                                let g = f32::from_bits(g.to_bits() & keep);
+                                let g = f32::from_bits(g.to_bits() & hit);
                                 // Disjoint windows: `0.0 + g` is what adding to the zeroed
                                 // `dx` gives (a `-0.0` gradient becomes `+0.0`).
                                 *dxe = if disjoint { 0.0 + g } else { *dxe + g };
@@ -390,10 +326,10 @@ fn covered(i: usize, stride: usize, pad: usize, k: usize, out: usize) -> bool {
     t % stride < k && t / stride < out
 }
 
-/// Zeros the elements of one image's `dx` (rows `row_stride` apart) that no window covers
-/// (none for `Same` padding with `stride == k`; the last rows and columns for `Valid`, the
-/// gaps for `stride > k`).
-fn zero_uncovered(d: &Pool2dDims, dx_img: &mut [f32], row_stride: usize) {
+/// Zeros the elements of one image's `dx` (input row `iy` at `dx_img[iy * row_stride..]`)
+/// that no window covers (none for `Same` padding with `stride == k`; the last rows and
+/// columns for `Valid`, the gaps for `stride > k`).
+pub(crate) fn zero_uncovered(d: &Pool2dDims, dx_img: &mut [f32], row_stride: usize) {
     for iy in 0..d.h {
         let row = &mut dx_img[iy * row_stride..][..d.w * d.c];
         if !covered(iy, d.stride, d.pad_top, d.k, d.out_h) {
@@ -501,59 +437,6 @@ mod tests {
                 (sum_dx - sum_dy).abs() < 1e-4,
                 "{d:?}: {sum_dx} vs {sum_dy}"
             );
-        }
-    }
-
-    #[test]
-    fn forward_of_one_image_matches_reference() {
-        for (s, d) in all_dims().iter().enumerate() {
-            let x = random_vec(d.input_len(), 3500 + s as u64);
-            let mut want = vec![f32::NAN; d.output_len()];
-            maxpool2d_forward_reference(d, &x, &mut want);
-            let (img, out) = (d.input_len() / d.n, d.output_len() / d.n);
-            for b in 0..d.n {
-                let mut got = vec![f32::NAN; out];
-                maxpool2d_forward_image(d, &x[b * img..][..img], &mut got);
-                assert_eq!(got, want[b * out..][..out], "{d:?} image {b}");
-            }
-        }
-    }
-
-    #[test]
-    fn relu_backward_into_matches_pool_then_relu_references() {
-        use crate::relu::relu_backward_reference;
-        let disjoint: Vec<_> = all_dims().into_iter().filter(|d| d.disjoint()).collect();
-        assert!(disjoint.len() > 15);
-        for (s, d) in disjoint.iter().enumerate() {
-            // A ReLU's output: coarse, so ties (and windows of zeros) happen.
-            let x: Vec<f32> = random_vec(d.input_len(), 8000 + s as u64)
-                .iter()
-                .map(|v| (v * 3.0).round().max(0.0))
-                .collect();
-            let dy = random_vec(d.output_len(), 9000 + s as u64);
-            let mut routed = vec![f32::NAN; d.input_len()];
-            maxpool2d_backward_reference(d, &x, &dy, &mut routed);
-            let mut want = vec![f32::NAN; d.input_len()];
-            relu_backward_reference(&x, &routed, &mut want);
-            // Into rows 3 floats apart more than a row, with NaN between them.
-            let (row, img) = (d.w * d.c, d.h * d.w * d.c);
-            let stride = row + 3;
-            for b in 0..d.n {
-                let mut out = vec![f32::NAN; d.h * stride];
-                let (xi, dyi) = (&x[b * img..][..img], &dy[b * d.output_len() / d.n..]);
-                let dyi = &dyi[..d.output_len() / d.n];
-                maxpool2d_relu_backward_image_into(d, xi, dyi, &mut out, stride);
-                for iy in 0..d.h {
-                    let got = &out[iy * stride..][..row];
-                    let want_row = &want[b * img + iy * row..][..row];
-                    assert_eq!(
-                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        want_row.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        "{d:?} image {b} row {iy}"
-                    );
-                    assert!(out[iy * stride + row..][..3].iter().all(|v| v.is_nan()));
-                }
-            }
         }
     }
 

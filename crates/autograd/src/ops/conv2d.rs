@@ -68,13 +68,14 @@ impl Tape {
         pool: PoolWindow,
     ) -> Result<Var> {
         let (xt, wt) = (self.value(x).clone(), self.value(w).clone());
-        let (y, p) =
+        let (p, saved) =
             ops::conv2d_relu_maxpool(&xt, &wt, b.map(|b| self.value(b)), stride, padding, pool)?;
         let inputs: Vec<Var> = [x, w].into_iter().chain(b).collect();
         Ok(self.push("conv2d_relu_maxpool", p, &inputs, move |dp, g| {
             let wants = [g.wants(x), g.wants(w), b.is_some_and(|b| g.wants(b))];
-            let grads =
-                ops::conv2d_relu_maxpool_backward(&xt, &wt, &y, dp, stride, padding, pool, wants)?;
+            let grads = ops::conv2d_relu_maxpool_backward(
+                &xt, &wt, &saved, dp, stride, padding, pool, wants,
+            )?;
             for (v, grad) in [Some(x), Some(w), b].into_iter().zip(grads) {
                 if let (Some(v), Some(grad)) = (v, grad) {
                     g.add(v, grad)?;

@@ -204,10 +204,21 @@ pub struct PoolWindow {
     pub padding: Padding,
 }
 
-/// `p = maxpool(max(conv(x, w) + b, 0))` with `pool`'s window: returns the ReLU's output
-/// `y` (the pool's input, which the backward needs) and `p`, the values of [`conv2d`] with
-/// its ReLU followed by [`maxpool2d()`](crate::ops::maxpool2d()). On the CPU each image is pooled while
-/// its convolution's output is in cache.
+/// What the backward of [`conv2d_relu_maxpool`] keeps from its forward (besides `x`, `w`).
+#[derive(Clone, Debug)]
+pub enum ConvPoolSaved {
+    /// The ReLU's output, the pool's input (the GPU, and CPU pairs that are not routed).
+    Output(Tensor),
+    /// The pool's output and each window's winner, one byte each (CPU pairs that are
+    /// routed: [`cpu::conv2d::conv2d_relu_maxpool_routes`]); the convolution's full-size
+    /// output is never kept.
+    Winners { p: Tensor, arg: Vec<u8> },
+}
+
+/// `p = maxpool(max(conv(x, w) + b, 0))` with `pool`'s window: the values of [`conv2d`]
+/// with its ReLU followed by [`maxpool2d()`](crate::ops::maxpool2d()), and what the
+/// backward needs ([`ConvPoolSaved`]). On the CPU, where the pair is routed, each image's
+/// convolution output is pooled while it is in cache and never written out.
 pub fn conv2d_relu_maxpool(
     x: &Tensor,
     w: &Tensor,
@@ -215,53 +226,46 @@ pub fn conv2d_relu_maxpool(
     stride: usize,
     padding: Padding,
     pool: PoolWindow,
-) -> Result<(Tensor, Tensor)> {
+) -> Result<(Tensor, ConvPoolSaved)> {
     let d = conv2d_dims(x.shape(), w.shape(), stride, padding)?;
-    let y_shape = output_shape(&d);
-    let pd = crate::ops::maxpool2d_dims(&y_shape, pool.size, pool.stride, pool.padding)?;
+    let pd = crate::ops::maxpool2d_dims(&output_shape(&d), pool.size, pool.stride, pool.padding)?;
     let mut operands = vec![x, w];
     operands.extend(b);
-    match crate::ops::same_device("conv2d_relu_maxpool", &operands)? {
-        #[cfg(feature = "gpu")]
-        Device::Gpu(_) => {
-            let y = conv2d(x, w, b, stride, padding, true)?;
-            let p = crate::ops::maxpool2d(&y, pool.size, pool.stride, pool.padding)?;
-            Ok((y, p))
-        }
-        Device::Cpu => {
-            if let Some(b) = b {
-                crate::ops::same_shape("conv2d_relu_maxpool", b.shape(), &Shape::new([d.c_out]))?;
-            }
-            let mut y = Tensor::uninit_on(y_shape, &Device::Cpu)?;
-            let mut p = Tensor::uninit_on([pd.n, pd.out_h, pd.out_w, pd.c], &Device::Cpu)?;
-            k::conv2d_relu_maxpool_forward(
-                &d,
-                &pd,
-                x.as_slice(),
-                w.as_slice(),
-                b.map(|b| b.as_slice()),
-                y.data_mut(),
-                p.data_mut(),
-            );
-            Ok((y, p))
-        }
+    let dev = crate::ops::same_device("conv2d_relu_maxpool", &operands)?;
+    if !matches!(dev, Device::Cpu) || !k::conv2d_relu_maxpool_routes(&d, &pd) {
+        let y = conv2d(x, w, b, stride, padding, true)?;
+        let p = crate::ops::maxpool2d(&y, pool.size, pool.stride, pool.padding)?;
+        return Ok((p, ConvPoolSaved::Output(y)));
     }
+    if let Some(b) = b {
+        crate::ops::same_shape("conv2d_relu_maxpool", b.shape(), &Shape::new([d.c_out]))?;
+    }
+    let mut p = Tensor::uninit_on([pd.n, pd.out_h, pd.out_w, pd.c], &dev)?;
+    let mut arg = vec![0u8; pd.output_len()];
+    k::conv2d_relu_maxpool_forward_routed(
+        &d,
+        &pd,
+        x.as_slice(),
+        w.as_slice(),
+        b.map(|b| b.as_slice()),
+        p.data_mut(),
+        &mut arg,
+    );
+    Ok((p.clone(), ConvPoolSaved::Winners { p, arg }))
 }
 
-/// The gradients of `p = maxpool(max(conv(x, w) + b, 0))` (a convolution with a fused ReLU
-/// followed by a max pool) from the ReLU's output `y` (the pool's input) and `dp`: the
-/// gradients of [`conv2d_relu_backward`] for `dy = maxpool2d_backward(y, dp)`, each
-/// computed only where `wants` (dx, dw, db) asks.
-///
-/// On the CPU, pools whose windows cannot overlap route `dp` straight into the buffers the
-/// convolution's gradients read (see [`cpu::conv2d::conv2d_relu_maxpool_backward`]); on the
-/// GPU `dy` is made first.
+/// The gradients of `p = maxpool(max(conv(x, w) + b, 0))` ([`conv2d_relu_maxpool`]) from
+/// what its forward kept and the pool's output gradient `dp`: those of
+/// [`conv2d_relu_backward`] for `dy = maxpool2d_backward(y, dp)`, each computed only where
+/// `wants` (dx, dw, db) asks. Routed pairs send `dp` straight into the buffers the
+/// convolution's gradients read (see [`cpu::conv2d::conv2d_relu_maxpool_backward_routed`]);
+/// the others make `dy` first.
 // The convolution's tensors, its shape, the pool's window, and which gradients to make.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_relu_maxpool_backward(
     x: &Tensor,
     w: &Tensor,
-    y: &Tensor,
+    saved: &ConvPoolSaved,
     dp: &Tensor,
     stride: usize,
     padding: Padding,
@@ -270,40 +274,70 @@ pub fn conv2d_relu_maxpool_backward(
 ) -> Result<[Option<Tensor>; 3]> {
     let op = "conv2d_relu_maxpool_backward";
     let d = conv2d_dims(x.shape(), w.shape(), stride, padding)?;
-    crate::ops::same_shape(op, y.shape(), &output_shape(&d))?;
-    let pd = crate::ops::maxpool2d_dims(y.shape(), pool.size, pool.stride, pool.padding)?;
-    let p_shape = Shape::new([pd.n, pd.out_h, pd.out_w, pd.c]);
-    crate::ops::same_shape(op, dp.shape(), &p_shape)?;
-    let dev = crate::ops::same_device(op, &[x, w, y, dp])?;
+    let pd = crate::ops::maxpool2d_dims(&output_shape(&d), pool.size, pool.stride, pool.padding)?;
+    crate::ops::same_shape(
+        op,
+        dp.shape(),
+        &Shape::new([pd.n, pd.out_h, pd.out_w, pd.c]),
+    )?;
+    let (p, arg) = match saved {
+        ConvPoolSaved::Output(y) => {
+            crate::ops::same_shape(op, y.shape(), &output_shape(&d))?;
+            if !matches!(y.device(), Device::Cpu) {
+                let dy =
+                    crate::ops::maxpool2d_backward(y, dp, pool.size, pool.stride, pool.padding)?;
+                return conv2d_relu_backward(x, w, y, &dy, stride, padding, wants);
+            }
+            (y, None)
+        }
+        ConvPoolSaved::Winners { p, arg } => {
+            crate::ops::same_shape(op, p.shape(), dp.shape())?;
+            (p, Some(arg))
+        }
+    };
+    let dev = crate::ops::same_device(op, &[x, w, p, dp])?;
     let [want_dx, want_dw, want_db] = wants;
-    match dev {
-        #[cfg(feature = "gpu")]
-        Device::Gpu(_) => {
-            let dy = crate::ops::maxpool2d_backward(y, dp, pool.size, pool.stride, pool.padding)?;
-            conv2d_relu_backward(x, w, y, &dy, stride, padding, wants)
-        }
-        Device::Cpu => {
-            let mut dx = want_dx
-                .then(|| Tensor::uninit_on(x.shape().clone(), &dev))
-                .transpose()?;
-            let mut dw = want_dw
-                .then(|| Tensor::uninit_on(w.shape().clone(), &dev))
-                .transpose()?;
-            let mut db = want_db
-                .then(|| Tensor::uninit_on([d.c_out], &dev))
-                .transpose()?;
-            k::conv2d_relu_maxpool_backward(
-                &d,
-                &pd,
-                x.as_slice(),
-                w.as_slice(),
-                y.as_slice(),
-                dp.as_slice(),
-                dx.as_mut().map(|t| t.data_mut()),
-                dw.as_mut().map(|t| t.data_mut()),
-                db.as_mut().map(|t| t.data_mut()),
-            );
-            Ok([dx, dw, db])
-        }
+    let mut dx = want_dx
+        .then(|| Tensor::uninit_on(x.shape().clone(), &dev))
+        .transpose()?;
+    let mut dw = want_dw
+        .then(|| Tensor::uninit_on(w.shape().clone(), &dev))
+        .transpose()?;
+    let mut db = want_db
+        .then(|| Tensor::uninit_on([d.c_out], &dev))
+        .transpose()?;
+    let (xs, ws, dps) = (x.as_slice(), w.as_slice(), dp.as_slice());
+    let outs = (
+        dx.as_mut().map(|t| t.data_mut()),
+        dw.as_mut().map(|t| t.data_mut()),
+        db.as_mut().map(|t| t.data_mut()),
+    );
+    match arg {
+        // `p` is the pool's output here.
+        Some(arg) => k::conv2d_relu_maxpool_backward_routed(
+            &d,
+            &pd,
+            xs,
+            ws,
+            p.as_slice(),
+            arg,
+            dps,
+            outs.0,
+            outs.1,
+            outs.2,
+        ),
+        // `p` is the ReLU's output `y` here.
+        None => k::conv2d_relu_maxpool_backward(
+            &d,
+            &pd,
+            xs,
+            ws,
+            p.as_slice(),
+            dps,
+            outs.0,
+            outs.1,
+            outs.2,
+        ),
     }
+    Ok([dx, dw, db])
 }
