@@ -396,6 +396,42 @@ pub fn conv2d_backward_weight(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f
     }
 }
 
+/// The gradients of a convolution without a fused ReLU, `y = conv(x, w) + b`, from `dy`:
+/// [`conv2d_backward_input`], [`conv2d_backward_weight`] and the bias gradient `Σ dy`, each
+/// written only where asked. When `dx` and `dw` are both asked of a stride-1 layer on the
+/// direct variant, they come from one pass over the images ([`conv2d_backward_direct`]:
+/// each image of `dy` is padded once and feeds both).
+pub fn conv2d_backward(
+    d: &Conv2dDims,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    dw: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
+) {
+    d.check(x.len(), w.len(), dy.len());
+    let one_pass =
+        ConvVariant::for_dims(d) == ConvVariant::Direct && d.input_gradient_as_forward().is_some();
+    match (gemm_packed::active(), dx, dw) {
+        (Some(kernel), Some(dx), Some(dw)) if one_pass => {
+            let dz = DzFrom::Dy { dy, relu_y: None };
+            conv2d_backward_direct(kernel, d, x, w, dz, Some(dx), dw, db)
+        }
+        (_, dx, dw) => {
+            if let Some(dx) = dx {
+                conv2d_backward_input(d, dy, w, dx);
+            }
+            if let Some(dw) = dw {
+                conv2d_backward_weight(d, x, dy, dw);
+            }
+            if let Some(db) = db {
+                crate::bias::bias_grad(dy, d.c_out, db);
+            }
+        }
+    }
+}
+
 /// The gradients of a convolution with a fused ReLU, `y = max(conv(x, w) + b, 0)`, given its
 /// output `y` and `dy`: with `dz = dy` where `y > 0`, else 0, writes `dx` (the input gradient
 /// of `dz`), `dw` and `db` (`Σ dz` over every position), each only where asked.
@@ -1173,6 +1209,51 @@ mod tests {
             let mut got = vec![f32::NAN; d.weight_len()];
             f(d, &x, &dy, &mut got);
             assert_close(&got, &want, 1e-4, &format!("{name} backward weight {d:?}"));
+        }
+    }
+
+    /// Every combination of wanted gradients of a convolution without ReLU, on every shape
+    /// (stride-1 layers asked for dx and dw take one pass), against the references.
+    #[test]
+    fn backward_matches_reference_for_every_wanted_combination() {
+        use crate::bias::bias_grad_reference;
+        for (i, d) in shapes().iter().enumerate() {
+            let x = random_vec(d.input_len(), 600 + i as u64);
+            let w = random_vec(d.weight_len(), 610 + i as u64);
+            let dy = random_vec(d.output_len(), 620 + i as u64);
+            let mut want_dx = vec![0.0; d.input_len()];
+            let mut want_dw = vec![0.0; d.weight_len()];
+            let mut want_db = vec![0.0; d.c_out];
+            conv2d_backward_input_reference(d, &dy, &w, &mut want_dx);
+            conv2d_backward_weight_reference(d, &x, &dy, &mut want_dw);
+            bias_grad_reference(&dy, d.c_out, &mut want_db);
+            for wants in 1..8u32 {
+                let (wx, ww, wb) = (wants & 1 != 0, wants & 2 != 0, wants & 4 != 0);
+                let mut dx = vec![f32::NAN; d.input_len()];
+                let mut dw = vec![f32::NAN; d.weight_len()];
+                let mut db = vec![f32::NAN; d.c_out];
+                conv2d_backward(
+                    d,
+                    &x,
+                    &w,
+                    &dy,
+                    wx.then_some(dx.as_mut_slice()),
+                    ww.then_some(dw.as_mut_slice()),
+                    wb.then_some(db.as_mut_slice()),
+                );
+                let what = format!("{d:?} wants dx {wx} dw {ww} db {wb}");
+                for (want, got, name, on) in [
+                    (&want_dx, &dx, "dx", wx),
+                    (&want_dw, &dw, "dw", ww),
+                    (&want_db, &db, "db", wb),
+                ] {
+                    if on {
+                        assert_close(got, want, 1e-4, &format!("{what}: {name}"));
+                    } else {
+                        assert!(got.iter().all(|v| v.is_nan()), "{what}: {name} written");
+                    }
+                }
+            }
         }
     }
 

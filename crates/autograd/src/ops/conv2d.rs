@@ -35,15 +35,7 @@ impl Tape {
             let [dx, dw, db] = match &yt {
                 // The ReLU's mask is applied where the gradients read dy.
                 Some(y) => ops::conv2d_relu_backward(&xt, &wt, y, dy, stride, padding, wants)?,
-                None => [
-                    wants[0]
-                        .then(|| ops::conv2d_backward_input(dy, &wt, xt.shape(), stride, padding))
-                        .transpose()?,
-                    wants[1]
-                        .then(|| ops::conv2d_backward_weight(&xt, dy, wt.shape(), stride, padding))
-                        .transpose()?,
-                    wants[2].then(|| ops::bias_grad(dy)).transpose()?,
-                ],
+                None => ops::conv2d_backward(&xt, &wt, dy, stride, padding, wants)?,
             };
             for (v, grad) in [Some(x), Some(w), b].into_iter().zip([dx, dw, db]) {
                 if let (Some(v), Some(grad)) = (v, grad) {

@@ -136,6 +136,57 @@ pub fn conv2d_backward_weight(
     Ok(dw)
 }
 
+/// The gradients of `y = conv(x, w) + b` from `dy`, each computed only where `wants` (dx,
+/// dw, db) asks: [`conv2d_backward_input`], [`conv2d_backward_weight`] and
+/// [`crate::ops::bias_grad`]. On the CPU a stride-1 layer asked for both `dx` and `dw` makes
+/// them in one pass over the images (see [`cpu::conv2d::conv2d_backward`]).
+pub fn conv2d_backward(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    stride: usize,
+    padding: Padding,
+    wants: [bool; 3],
+) -> Result<[Option<Tensor>; 3]> {
+    let d = conv2d_dims(x.shape(), w.shape(), stride, padding)?;
+    crate::ops::same_shape("conv2d_backward", dy.shape(), &output_shape(&d))?;
+    let dev = crate::ops::same_device("conv2d_backward", &[x, w, dy])?;
+    let [want_dx, want_dw, want_db] = wants;
+    match dev {
+        #[cfg(feature = "gpu")]
+        Device::Gpu(_) => Ok([
+            want_dx
+                .then(|| conv2d_backward_input(dy, w, x.shape(), stride, padding))
+                .transpose()?,
+            want_dw
+                .then(|| conv2d_backward_weight(x, dy, w.shape(), stride, padding))
+                .transpose()?,
+            want_db.then(|| crate::ops::bias_grad(dy)).transpose()?,
+        ]),
+        Device::Cpu => {
+            let mut dx = want_dx
+                .then(|| Tensor::uninit_on(x.shape().clone(), &dev))
+                .transpose()?;
+            let mut dw = want_dw
+                .then(|| Tensor::uninit_on(w.shape().clone(), &dev))
+                .transpose()?;
+            let mut db = want_db
+                .then(|| Tensor::uninit_on([d.c_out], &dev))
+                .transpose()?;
+            k::conv2d_backward(
+                &d,
+                x.as_slice(),
+                w.as_slice(),
+                dy.as_slice(),
+                dx.as_mut().map(|t| t.data_mut()),
+                dw.as_mut().map(|t| t.data_mut()),
+                db.as_mut().map(|t| t.data_mut()),
+            );
+            Ok([dx, dw, db])
+        }
+    }
+}
+
 /// The gradients of `y = max(conv(x, w) + b, 0)` (a convolution with a fused ReLU) from its
 /// output `y` and `dy`, each computed only where `wants` (dx, dw, db) asks: with `dz = dy`
 /// where `y > 0`, else 0, `dx` and `dw` are [`conv2d_backward_input`] and

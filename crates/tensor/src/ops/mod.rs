@@ -31,8 +31,9 @@ pub use batchnorm::{
 };
 pub use bias::{bias_add, bias_grad};
 pub use conv2d::{
-    conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_dims, conv2d_relu_backward,
-    conv2d_relu_maxpool, conv2d_relu_maxpool_backward, ConvPoolSaved, PoolWindow,
+    conv2d, conv2d_backward, conv2d_backward_input, conv2d_backward_weight, conv2d_dims,
+    conv2d_relu_backward, conv2d_relu_maxpool, conv2d_relu_maxpool_backward, ConvPoolSaved,
+    PoolWindow,
 };
 pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{add, add_assign, add_relu, axpy, sum_squares};
