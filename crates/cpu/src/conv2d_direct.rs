@@ -31,6 +31,7 @@ use std::cell::Cell;
 use rayon::prelude::*;
 
 use crate::conv2d::{sum_partials_at, with_scratch, with_taken, Conv2dDims};
+use crate::conv2d_winograd as winograd;
 use crate::gemm::Mat;
 use crate::gemm_packed::{gemm_packed_segments, Kernel, PackedB, Segments};
 use crate::maxpool2d::Pool2dDims;
@@ -112,7 +113,9 @@ pub fn conv2d_forward_direct(
 /// writes the pooled output `p` and each window's winner `arg` (see
 /// [`crate::maxpool2d_argmax`]). Each image's convolution output goes to a scratch buffer
 /// that stays in cache and is pooled from there: the full-size output is never written to
-/// memory, and the backward ([`DzFrom::MaxPool`]) needs only `p` and `arg`.
+/// memory, and the backward ([`DzFrom::MaxPool`]) needs only `p` and `arg`. With
+/// `winograd`, each image is convolved by Winograd F(2x2, 3x3) from the same padded copy
+/// ([`winograd::forward_image_padded`]; needs [`winograd::reads_direct_padding`]).
 // The forward convolution's arguments plus the pool and its two outputs.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_relu_maxpool_forward_direct(
@@ -122,6 +125,7 @@ pub fn conv2d_relu_maxpool_forward_direct(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
+    winograd: bool,
     p: &mut [f32],
     arg: &mut [u8],
 ) {
@@ -138,7 +142,8 @@ pub fn conv2d_relu_maxpool_forward_direct(
     }
     let (ci, (hp, wp)) = (d.c_in, d.padded_hw());
     let (in_img, out_img, p_img) = (d.h * d.w * ci, d.out_pixels() * d.c_out, p.len() / d.n);
-    with_packed_kernel(d, w, bias, true, |pw| {
+    // Each image: padded, convolved into a scratch buffer, pooled from there.
+    let mut run = |conv_image: &(dyn Fn(&[f32], &mut [f32]) + Sync)| {
         p.par_chunks_mut(p_img)
             .zip(arg.par_chunks_mut(p_img))
             .enumerate()
@@ -146,12 +151,25 @@ pub fn conv2d_relu_maxpool_forward_direct(
                 with_scratch(&PADDED, hp * wp * ci, |xp| {
                     pad_image(d, &x[b * in_img..(b + 1) * in_img], None, xp);
                     with_scratch(&IMAGE_OUT, out_img, |yi| {
-                        forward_image(kernel, d, xp, pw, yi);
+                        conv_image(xp, yi);
                         maxpool2d_forward_argmax_image(pool, yi, pi, ai);
                     })
                 })
             })
-    });
+    };
+    if winograd {
+        assert!(
+            winograd::reads_direct_padding(d),
+            "conv2d: Winograd cannot run on {d:?}"
+        );
+        winograd::with_packed_kernel(d, w, |u| {
+            run(&|xp, yi| winograd::forward_image_padded(kernel, d, u, xp, wp, bias, true, yi))
+        })
+    } else {
+        with_packed_kernel(d, w, bias, true, |pw| {
+            run(&|xp, yi| forward_image(kernel, d, xp, pw, yi))
+        })
+    }
 }
 
 /// Panics unless `pool` pools `d`'s output.
@@ -374,7 +392,9 @@ pub enum DzFrom<'a> {
 /// weight gradient packs its bands from it while it is in cache. After a max pool, `dz` is
 /// routed from the pool's gradient straight into the padded image: the pool's input
 /// gradient (as large as the convolution's output) is never written out or read back. The
-/// weight gradient keeps its fixed summation order (one partial per range of images).
+/// weight gradient keeps its fixed summation order (one partial per range of images). With
+/// `dx_winograd`, each image of `dx` is made by Winograd F(2x2, 3x3) from the padded `dz`
+/// (needs [`winograd::reads_direct_padding`] of the input gradient's convolution).
 // The convolution's tensors and its three gradients.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_direct(
@@ -384,6 +404,7 @@ pub fn conv2d_backward_direct(
     w: &[f32],
     dz: DzFrom,
     dx: Option<&mut [f32]>,
+    dx_winograd: bool,
     dw: &mut [f32],
     db: Option<&mut [f32]>,
 ) {
@@ -451,51 +472,64 @@ pub fn conv2d_backward_direct(
             maxpool2d_relu_backward_routed_image_into(pool, pi, ai, dpi, &mut dzp[row0..], twp * co)
         }
     };
-    with_scratch(&ROTATED, if wants_dx { w.len() } else { 0 }, |r| {
-        with_taken(&PACKED_W, |pw| {
-            if wants_dx {
-                crate::conv2d::rotate_kernel(d, w, r);
-                pw.pack(r, t.patch_len(), t.c_out, t.c_out, 1);
-            }
-            let pw = &*pw;
-            with_scratch(&PARTIALS, ranges * len, |partials| {
-                partials
-                    .par_chunks_mut(len)
-                    .zip(dx_ranges.par_iter_mut())
-                    .enumerate()
-                    .for_each(|(r, (part, dx_range))| {
-                        part.fill(0.0);
-                        let (part, part_db) = part.split_at_mut(d.weight_len());
-                        let images = r * per_range..((r + 1) * per_range).min(d.n);
-                        with_scratch(&PADDED, hp * wp * ci, |xp| {
-                            with_scratch(&PADDED_DZ, thp * twp * co, |dzp| {
-                                with_taken(&PACKED_DY, |pdy| {
-                                    for (i, b) in images.enumerate() {
-                                        fill_dz(b, dzp);
-                                        if let Some(dx_range) = dx_range.as_deref_mut() {
-                                            let dxi = &mut dx_range[i * in_img..][..in_img];
-                                            forward_image(kernel, &t, dzp, pw, dxi);
-                                        }
-                                        pad_image(d, &x[b * in_img..][..in_img], None, xp);
-                                        let pack = |pdy: &mut PackedB, oy: usize, rows: usize| {
-                                            let at = row0 + oy * twp * co;
-                                            pdy.pack_runs(&dzp[at..], rows, d.out_w, twp * co, co)
-                                        };
-                                        add_image_weight_grad(
-                                            kernel, d, xp, pdy, pack, part, part_db,
-                                        );
+    // The whole pass, given how an image of dx is made from its padded dz.
+    let run = |dx_image: &(dyn Fn(&[f32], &mut [f32]) + Sync)| {
+        with_scratch(&PARTIALS, ranges * len, |partials| {
+            partials
+                .par_chunks_mut(len)
+                .zip(dx_ranges.par_iter_mut())
+                .enumerate()
+                .for_each(|(r, (part, dx_range))| {
+                    part.fill(0.0);
+                    let (part, part_db) = part.split_at_mut(d.weight_len());
+                    let images = r * per_range..((r + 1) * per_range).min(d.n);
+                    with_scratch(&PADDED, hp * wp * ci, |xp| {
+                        with_scratch(&PADDED_DZ, thp * twp * co, |dzp| {
+                            with_taken(&PACKED_DY, |pdy| {
+                                for (i, b) in images.enumerate() {
+                                    fill_dz(b, dzp);
+                                    if let Some(dx_range) = dx_range.as_deref_mut() {
+                                        dx_image(dzp, &mut dx_range[i * in_img..][..in_img]);
                                     }
-                                })
+                                    pad_image(d, &x[b * in_img..][..in_img], None, xp);
+                                    let pack = |pdy: &mut PackedB, oy: usize, rows: usize| {
+                                        let at = row0 + oy * twp * co;
+                                        pdy.pack_runs(&dzp[at..], rows, d.out_w, twp * co, co)
+                                    };
+                                    add_image_weight_grad(kernel, d, xp, pdy, pack, part, part_db);
+                                }
                             })
-                        });
+                        })
                     });
-                sum_partials_at(partials, ranges, len, 0, dw);
-                if let Some(db) = db {
-                    sum_partials_at(partials, ranges, len, d.weight_len(), db);
-                }
-            });
+                });
+            sum_partials_at(partials, ranges, len, 0, dw);
+            if let Some(db) = db {
+                sum_partials_at(partials, ranges, len, d.weight_len(), db);
+            }
         })
-    });
+    };
+    if !wants_dx {
+        return run(&|_, _| unreachable!("dx is not asked for"));
+    }
+    with_scratch(&ROTATED, w.len(), |r| {
+        crate::conv2d::rotate_kernel(d, w, r);
+        if dx_winograd {
+            assert!(
+                winograd::reads_direct_padding(&t),
+                "conv2d: Winograd cannot run on {t:?}"
+            );
+            winograd::with_packed_kernel(&t, r, |u| {
+                run(&|dzp, dxi| {
+                    winograd::forward_image_padded(kernel, &t, u, dzp, twp, None, false, dxi)
+                })
+            })
+        } else {
+            with_taken(&PACKED_W, |pw| {
+                pw.pack(r, t.patch_len(), t.c_out, t.c_out, 1);
+                run(&|dzp, dxi| forward_image(kernel, &t, dzp, pw, dxi))
+            })
+        }
+    })
 }
 
 /// Zeros the border of a padded image (`hp x wp x c_in`, [`Conv2dDims::padded_hw`]): every
@@ -600,6 +634,9 @@ mod tests {
             // Row strides of A that the AVX-512 kernel specialises (c_in x stride = 32, 128).
             (2, 5, 7, 32, 3, 36, 1),
             (1, 6, 7, 64, 3, 40, 2),
+            // Even sizes, 3x3 stride 1: Winograd can read the padded copies.
+            (2, 6, 4, 64, 3, 64, 1),
+            (1, 4, 8, 17, 3, 33, 1),
         ];
         let mut v = Vec::new();
         for &(n, h, w, c_in, k, c_out, s) in &cases {
@@ -657,6 +694,14 @@ mod tests {
                 assert_close(&got, &want, 1e-5, &format!("{what} + relu"));
             }
         }
+    }
+
+    /// Whether to test a direct-family routine with its images convolved directly only, or
+    /// by Winograd too (where Winograd can read the direct variant's padded copies: for the
+    /// input gradient, the layer and its input-gradient convolution share that condition).
+    fn winograd_options(d: &Conv2dDims) -> impl Iterator<Item = bool> + Clone {
+        let both = crate::conv2d_winograd::reads_direct_padding(d);
+        [false, true].into_iter().filter(move |&w| both || !w)
     }
 
     /// A ReLU output: half its values exactly 0.
@@ -741,14 +786,15 @@ mod tests {
                 let mut want_db = vec![0.0; d.c_out];
                 bias_grad_reference(&dz, d.c_out, &mut want_db);
                 let relu_y = relu.then_some(y.as_slice());
-                for with_db in [false, true] {
+                for (with_db, wino) in winograd_options(d).flat_map(|o| [(false, o), (true, o)]) {
                     let mut dx = vec![f32::NAN; d.input_len()];
                     let mut dw = vec![f32::NAN; d.weight_len()];
                     let mut db = vec![f32::NAN; d.c_out];
                     let db_arg = with_db.then_some(db.as_mut_slice());
                     let dz = DzFrom::Dy { dy: &dy, relu_y };
-                    conv2d_backward_direct(kernel, d, &x, &w, dz, Some(&mut dx), &mut dw, db_arg);
-                    let what = format!("{kernel:?} {d:?} relu {relu} db {with_db}");
+                    let dx_arg = Some(dx.as_mut_slice());
+                    conv2d_backward_direct(kernel, d, &x, &w, dz, dx_arg, wino, &mut dw, db_arg);
+                    let what = format!("{kernel:?} {d:?} relu {relu} db {with_db} winograd {wino}");
                     assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
                     assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
                     if with_db {
@@ -783,27 +829,29 @@ mod tests {
                     maxpool2d_forward_reference(&pool, &y, &mut want_p);
                     let (mut p, mut arg) = (vec![f32::NAN; want_p.len()], vec![0u8; want_p.len()]);
                     let b = Some(bias.as_slice());
-                    conv2d_relu_maxpool_forward_direct(
-                        kernel, d, &pool, &x, &w, b, &mut p, &mut arg,
-                    );
-                    let what = format!("{kernel:?} {d:?} {pool:?}");
-                    assert_close(&p, &want_p, 1e-5, &what);
-                    let c = d.c_out;
-                    for (o, (&a, &m)) in arg.iter().zip(&want_p).enumerate() {
-                        let (ch, px) = (o % c, o / c);
-                        let (img, rest) = (
-                            px / (pool.out_h * pool.out_w),
-                            px % (pool.out_h * pool.out_w),
+                    for wino in winograd_options(d) {
+                        conv2d_relu_maxpool_forward_direct(
+                            kernel, d, &pool, &x, &w, b, wino, &mut p, &mut arg,
                         );
-                        let (oy, ox) = (rest / pool.out_w, rest % pool.out_w);
-                        let (ky, kx) = (a as usize / pool.k, a as usize % pool.k);
-                        let iy = pool.in_y(oy, ky).expect("a winner inside the image");
-                        let ix = pool.in_x(ox, kx).expect("a winner inside the image");
-                        let v = y[((img * d.out_h + iy) * d.out_w + ix) * c + ch];
-                        assert!(
-                            (v - m).abs() <= 1e-5 * m.abs().max(1.0),
-                            "{what}: output {o}"
-                        );
+                        let what = format!("{kernel:?} {d:?} {pool:?} winograd {wino}");
+                        assert_close(&p, &want_p, 1e-5, &what);
+                        let c = d.c_out;
+                        for (o, (&a, &m)) in arg.iter().zip(&want_p).enumerate() {
+                            let (ch, px) = (o % c, o / c);
+                            let (img, rest) = (
+                                px / (pool.out_h * pool.out_w),
+                                px % (pool.out_h * pool.out_w),
+                            );
+                            let (oy, ox) = (rest / pool.out_w, rest % pool.out_w);
+                            let (ky, kx) = (a as usize / pool.k, a as usize % pool.k);
+                            let iy = pool.in_y(oy, ky).expect("a winner inside the image");
+                            let ix = pool.in_x(ox, kx).expect("a winner inside the image");
+                            let v = y[((img * d.out_h + iy) * d.out_w + ix) * c + ch];
+                            assert!(
+                                (v - m).abs() <= 1e-5 * m.abs().max(1.0),
+                                "{what}: output {o}"
+                            );
+                        }
                     }
                 }
             }
@@ -837,29 +885,37 @@ mod tests {
                         arg: &arg,
                         dp: &dp,
                     };
-                    let (mut dx, mut dw) = (
-                        vec![f32::NAN; d.input_len()],
-                        vec![f32::NAN; d.weight_len()],
-                    );
-                    let mut db = vec![f32::NAN; d.c_out];
-                    conv2d_backward_direct(
-                        kernel,
-                        d,
-                        &x,
-                        &w,
-                        dz,
-                        Some(&mut dx),
-                        &mut dw,
-                        Some(&mut db),
-                    );
-                    let what = format!("{kernel:?} {d:?} {pool:?}");
-                    assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
-                    assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
-                    assert_close(&db, &want_db, 1e-4, &format!("{what}: db"));
+                    for wino in winograd_options(d) {
+                        let (mut dx, mut dw) = (
+                            vec![f32::NAN; d.input_len()],
+                            vec![f32::NAN; d.weight_len()],
+                        );
+                        let mut db = vec![f32::NAN; d.c_out];
+                        conv2d_backward_direct(
+                            kernel,
+                            d,
+                            &x,
+                            &w,
+                            dz,
+                            Some(&mut dx),
+                            wino,
+                            &mut dw,
+                            Some(&mut db),
+                        );
+                        let what = format!("{kernel:?} {d:?} {pool:?} winograd {wino}");
+                        assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
+                        assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
+                        assert_close(&db, &want_db, 1e-4, &format!("{what}: db"));
+                    }
                     // Without dx (a network's first layer).
-                    dw.fill(f32::NAN);
-                    conv2d_backward_direct(kernel, d, &x, &w, dz, None, &mut dw, None);
-                    assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw without dx"));
+                    let mut dw = vec![f32::NAN; d.weight_len()];
+                    conv2d_backward_direct(kernel, d, &x, &w, dz, None, false, &mut dw, None);
+                    assert_close(
+                        &dw,
+                        &want_dw,
+                        1e-4,
+                        &format!("{kernel:?} {d:?} {pool:?}: dw without dx"),
+                    );
                     tested += 1;
                 }
             }

@@ -31,6 +31,22 @@
 //! (`Conv2dDims::input_gradient_as_forward`), so it runs here too. The weight gradient of
 //! this variant is the direct one (`conv2d_direct`): its Winograd form, F(3x3, 2x2), is not
 //! written yet.
+//!
+//! Where it runs: by default on layers of at least 64 input and output channels with an even
+//! output size (`conv2d::winograd_wins`, with the measurements). There
+//! [`forward_image_padded`] convolves one image from the direct variant's padded copy, so the
+//! direct variant's fused passes (conv + ReLU + pool, the one-pass backward) keep their
+//! structure and run their images' convolutions here. Measured against direct at those
+//! shapes (isolated layers, batch 64, Xeon AVX-512): 1.04-1.25x; whole steps (alternated
+//! `bench` runs, medians of 3): keras6 +2%, basic3 +5%. keras6 on the CIFAR-10 subset (15
+//! epochs, seed 1) trains the same: loss 0.889 vs 0.887 and training accuracy 0.680 vs
+//! 0.688 at epoch 15 (validation accuracy on its 500 images 0.568 vs 0.540 at epoch 15; best
+//! 0.568 vs 0.604: the last epochs swing by ±0.03 there).
+//!
+//! A lesson from the profile: the 4x4 patches were built with `std::array::from_fn`, which
+//! the AVX-512 version called out of line, copying each 1 KB patch with `memmove` (40% of
+//! the variant's time). With plain loops the variant went from 0.86-1.0x of direct to the
+//! figures above.
 
 use std::cell::Cell;
 
@@ -144,12 +160,15 @@ fn transform_input(d: &Conv2dDims, xp: &[f32], wp: usize, v: &mut [f32]) {
             let t = ty * tw + tx;
             for c0 in (0..c_n).step_by(LANES) {
                 let lanes = LANES.min(c_n - c0);
-                // The 4x4 patch, 16 channels at a time.
-                let p: [[[f32; LANES]; 4]; 4] = std::array::from_fn(|i| {
-                    std::array::from_fn(|j| {
-                        load(&xp[((2 * ty + i) * wp + 2 * tx + j) * c_n + c0..], lanes)
-                    })
-                });
+                // The 4x4 patch, 16 channels at a time. (Plain loops: built with
+                // `std::array::from_fn`, the AVX-512 version called it out of line and copied
+                // each 1 KB patch with `memmove`, 40% of the variant's time in perf.)
+                let mut p = [[[0.0f32; LANES]; 4]; 4];
+                for (i, prow) in p.iter_mut().enumerate() {
+                    for (j, px) in prow.iter_mut().enumerate() {
+                        *px = load(&xp[((2 * ty + i) * wp + 2 * tx + j) * c_n + c0..], lanes);
+                    }
+                }
                 // Bᵀ p (rows), then (Bᵀ p) B (columns).
                 let mut r = [[[0.0f32; LANES]; 4]; 4];
                 for j in 0..4 {
@@ -191,9 +210,12 @@ fn transform_output(d: &Conv2dDims, m: &[f32], bias: Option<&[f32]>, relu: bool,
             let t = ty * tw + tx;
             for c0 in (0..c_n).step_by(LANES) {
                 let lanes = LANES.min(c_n - c0);
-                let p: [[[f32; LANES]; 4]; 4] = std::array::from_fn(|i| {
-                    std::array::from_fn(|j| load(&m[((i * 4 + j) * t_n + t) * c_n + c0..], lanes))
-                });
+                let mut p = [[[0.0f32; LANES]; 4]; 4];
+                for (i, prow) in p.iter_mut().enumerate() {
+                    for (j, px) in prow.iter_mut().enumerate() {
+                        *px = load(&m[((i * 4 + j) * t_n + t) * c_n + c0..], lanes);
+                    }
+                }
                 // Aᵀ p: 2 x 4.
                 let mut s = [[[0.0f32; LANES]; 4]; 2];
                 for j in 0..4 {
@@ -254,11 +276,30 @@ pub fn conv2d_forward_winograd(
     if let Some(bias) = bias {
         assert_eq!(bias.len(), d.c_out, "conv2d: bias length");
     }
-    let (ci, co) = (d.c_in, d.c_out);
     let (th, tw) = tiles(d);
-    let t_n = th * tw;
     // Whole tiles: 2 * tiles + 2 padded rows and columns.
     let (hp, wp) = (2 * th + 2, 2 * tw + 2);
+    let in_img = d.h * d.w * d.c_in;
+    with_packed_kernel(d, w, |u| {
+        y.par_chunks_mut(d.out_pixels() * d.c_out)
+            .zip(x.par_chunks(in_img))
+            .for_each(|(yi, xi)| {
+                with_scratch(&PADDED, hp * wp * d.c_in, |xp| {
+                    pad_image(d, xi, hp, wp, xp);
+                    forward_image_padded(kernel, d, u, xp, wp, bias, relu, yi);
+                });
+            });
+    });
+}
+
+/// Runs `f` with the 16 transformed kernels `U[ξ]` of `w` packed for the GEMMs (once per
+/// call, in this thread's slot).
+pub fn with_packed_kernel<R>(
+    d: &Conv2dDims,
+    w: &[f32],
+    f: impl FnOnce(&[PackedB]) -> R,
+) -> R {
+    let (ci, co) = (d.c_in, d.c_out);
     with_taken(&PACKED_U, |packed| {
         packed.resize_with(16, PackedB::default);
         with_scratch(&KERNEL_U, 16 * ci * co, |u| {
@@ -267,25 +308,50 @@ pub fn conv2d_forward_winograd(
                 pb.pack(&u[xi * ci * co..(xi + 1) * ci * co], ci, co, co, 1);
             }
         });
-        let packed = &*packed;
-        let (in_img, out_img) = (d.h * d.w * ci, d.out_pixels() * co);
-        y.par_chunks_mut(out_img)
-            .zip(x.par_chunks(in_img))
-            .for_each(|(yi, xi)| {
-                with_scratch(&PADDED, hp * wp * ci, |xp| {
-                    pad_image(d, xi, hp, wp, xp);
-                    with_scratch(&TILES, 16 * t_n * (ci + co), |buf| {
-                        let (v, m) = buf.split_at_mut(16 * t_n * ci);
-                        transform_input(d, xp, wp, v);
-                        for (xi, pb) in packed.iter().enumerate() {
-                            let a = Mat::row_major(&v[xi * t_n * ci..(xi + 1) * t_n * ci], ci);
-                            let c = &mut m[xi * t_n * co..(xi + 1) * t_n * co];
-                            gemm_packed_segments(kernel, t_n, a, Segments::one(ci), pb, 0.0, c, co);
-                        }
-                        transform_output(d, m, bias, relu, yi);
-                    });
-                });
-            });
+        f(packed)
+    })
+}
+
+/// Whether [`forward_image_padded`] can read `d`'s images from the direct variant's padded
+/// copy (one zero row and column around, `Conv2dDims::padded_hw`): whole 2x2 tiles cover
+/// the output exactly when its height and width are even.
+pub fn reads_direct_padding(d: &Conv2dDims) -> bool {
+    winograd_applies(d) && d.out_h.is_multiple_of(2) && d.out_w.is_multiple_of(2)
+}
+
+/// One image's forward convolution, Winograd, from its padded copy `xp` (row stride `wp`
+/// pixels, the image at `(1, 1)`, zeros around and at least up to whole tiles), with the
+/// packed transformed kernels `u` ([`with_packed_kernel`]): `yi = conv + bias`, then the
+/// ReLU with `relu`.
+// The image, its padding, the packed kernels, the epilogue and the micro-kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_image_padded(
+    kernel: Kernel,
+    d: &Conv2dDims,
+    u: &[PackedB],
+    xp: &[f32],
+    wp: usize,
+    bias: Option<&[f32]>,
+    relu: bool,
+    yi: &mut [f32],
+) {
+    let (ci, co) = (d.c_in, d.c_out);
+    let (th, tw) = tiles(d);
+    let t_n = th * tw;
+    assert!(wp > 2 * tw + 1, "winograd: the padded rows are too short");
+    assert!(
+        xp.len() >= (2 * th + 2) * wp * ci,
+        "winograd: the padded image is too short"
+    );
+    with_scratch(&TILES, 16 * t_n * (ci + co), |buf| {
+        let (v, m) = buf.split_at_mut(16 * t_n * ci);
+        transform_input(d, xp, wp, v);
+        for (xi, pb) in u.iter().enumerate() {
+            let a = Mat::row_major(&v[xi * t_n * ci..(xi + 1) * t_n * ci], ci);
+            let c = &mut m[xi * t_n * co..(xi + 1) * t_n * co];
+            gemm_packed_segments(kernel, t_n, a, Segments::one(ci), pb, 0.0, c, co);
+        }
+        transform_output(d, m, bias, relu, yi);
     });
 }
 
