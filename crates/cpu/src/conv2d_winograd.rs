@@ -32,13 +32,13 @@
 //! this variant is the direct one (`conv2d_direct`): its Winograd form, F(3x3, 2x2), is not
 //! written yet.
 //!
-//! Where it runs: by default on layers of at least 64 input and output channels with an even
-//! output size (`conv2d::winograd_wins`, with the measurements). There
+//! Where it runs: by default on layers of at least 64 input and output channels, 128 on one
+//! side, with an even output size (`conv2d::winograd_wins`, with the measurements). There
 //! [`forward_image_padded`] convolves one image from the direct variant's padded copy, so the
 //! direct variant's fused passes (conv + ReLU + pool, the one-pass backward) keep their
 //! structure and run their images' convolutions here. Measured against direct at those
 //! shapes (isolated layers, batch 64, Xeon AVX-512): 1.04-1.25x; whole steps (alternated
-//! `bench` runs, medians of 3): keras6 +2%, basic3 +5%. keras6 on the CIFAR-10 subset (15
+//! `bench` runs, medians of 3, with 64 -> 64 layers included then): keras6 +2%, basic3 +5%. keras6 on the CIFAR-10 subset (15
 //! epochs, seed 1) trains the same: loss 0.889 vs 0.887 and training accuracy 0.680 vs
 //! 0.688 at epoch 15 (validation accuracy on its 500 images 0.568 vs 0.540 at epoch 15; best
 //! 0.568 vs 0.604: the last epochs swing by ±0.03 there).
@@ -294,11 +294,7 @@ pub fn conv2d_forward_winograd(
 
 /// Runs `f` with the 16 transformed kernels `U[ξ]` of `w` packed for the GEMMs (once per
 /// call, in this thread's slot).
-pub fn with_packed_kernel<R>(
-    d: &Conv2dDims,
-    w: &[f32],
-    f: impl FnOnce(&[PackedB]) -> R,
-) -> R {
+pub fn with_packed_kernel<R>(d: &Conv2dDims, w: &[f32], f: impl FnOnce(&[PackedB]) -> R) -> R {
     let (ci, co) = (d.c_in, d.c_out);
     with_taken(&PACKED_U, |packed| {
         packed.resize_with(16, PackedB::default);
