@@ -24,6 +24,17 @@
 //! in segments of `out_w` (the pixels of one output row are `stride * c_in` floats apart, the
 //! rows `stride * wp * c_in`), and B = the band's `dy`, packed once per band.
 //!
+//! Fused passes built on these pieces (each image's padded copy is the unit of work):
+//! - [`conv2d_backward_direct`]: all of a stride-1 layer's gradients in one pass over the
+//!   images; each image's padded `dz` feeds the input gradient (a forward convolution of
+//!   it) and then the weight gradient's bands. `dz` comes from `dy` (masked by a fused ReLU)
+//!   or is routed from a max pool's gradient by the pool's recorded winners ([`DzFrom`]).
+//! - [`conv2d_relu_maxpool_forward_direct`]: conv + ReLU + max pool, each image's output
+//!   pooled from a scratch buffer while it is in cache and never written out.
+//! - Both can convolve their images by Winograd F(2x2, 3x3) from the same padded copies
+//!   (`crate::conv2d_winograd::forward_image_padded`), which is how the Winograd variant runs
+//!   inside them.
+//!
 //! The reference these are tested against is `conv2d_*_reference` in [`crate::conv2d`].
 
 use std::cell::Cell;
