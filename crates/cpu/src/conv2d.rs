@@ -1006,7 +1006,7 @@ pub(crate) fn sum_partials_at(
 /// The reference gradients `(dx, dw, db)` of `p = maxpool(y)` with `y = max(conv(x, w) + b,
 /// 0)`, given `y` and `dp`: the pool's, ReLU's and the convolution's references in turn.
 #[cfg(test)]
-pub(crate) fn relu_maxpool_reference_grads(
+fn relu_maxpool_reference_grads(
     d: &Conv2dDims,
     pool: &Pool2dDims,
     x: &[f32],
@@ -1025,6 +1025,49 @@ pub(crate) fn relu_maxpool_reference_grads(
     let mut db = vec![0.0; d.c_out];
     crate::bias::bias_grad_reference(&dz, d.c_out, &mut db);
     (dx, dw, db)
+}
+
+/// A test case for the gradients of conv + ReLU + max pool on `d` under `pool`, drawn from
+/// `seed`: the convolution's `x` and `w`, a ReLU output `y` with coarse values (so windows
+/// have ties and zeros), the pool's gradient `dp`, the pool's output `p` and winners `arg`
+/// as the routed forward records them, and the reference gradients `want` (dx, dw, db).
+#[cfg(test)]
+pub(crate) struct PoolCase {
+    pub x: Vec<f32>,
+    pub w: Vec<f32>,
+    pub y: Vec<f32>,
+    pub dp: Vec<f32>,
+    pub p: Vec<f32>,
+    pub arg: Vec<u8>,
+    pub want: [Vec<f32>; 3],
+}
+
+#[cfg(test)]
+impl PoolCase {
+    pub fn new(d: &Conv2dDims, pool: &Pool2dDims, seed: u64) -> Self {
+        use crate::testutil::random_vec;
+        let x = random_vec(d.input_len(), seed);
+        let w = random_vec(d.weight_len(), seed + 1);
+        let y = coarse_relu_output(d.output_len(), seed + 2);
+        let dp = random_vec(pool.output_len(), seed + 3);
+        let (dx, dw, db) = relu_maxpool_reference_grads(d, pool, &x, &w, &y, &dp);
+        let (mut p, mut arg) = (vec![0.0; dp.len()], vec![0u8; dp.len()]);
+        crate::maxpool2d_argmax::maxpool2d_forward_argmax_reference(pool, &y, &mut p, &mut arg);
+        PoolCase {
+            x,
+            w,
+            y,
+            dp,
+            p,
+            arg,
+            want: [dx, dw, db],
+        }
+    }
+
+    /// The reference gradients, as slices.
+    pub fn want(&self) -> [&[f32]; 3] {
+        [&self.want[0], &self.want[1], &self.want[2]]
+    }
 }
 
 /// The max pools a test puts on top of a convolution's output `d`: 2x2 / 2 and 3x3 / 3
@@ -1057,12 +1100,42 @@ mod tests {
     use super::*;
     use crate::testutil::{assert_close, random_vec};
 
+    /// Runs `run` for every combination of wanted gradients (dx, dw, db; at least one) with
+    /// NaN-filled outputs, and checks each asked one against `want` (relative 1e-4) and the
+    /// others untouched: how the tests check the backward entry points that take `wants`.
+    fn check_every_wanted(
+        what: &str,
+        want: [&[f32]; 3],
+        run: impl Fn(Option<&mut [f32]>, Option<&mut [f32]>, Option<&mut [f32]>),
+    ) {
+        for wants in 1..8u32 {
+            let asked = [wants & 1 != 0, wants & 2 != 0, wants & 4 != 0];
+            let mut got = want.map(|w| vec![f32::NAN; w.len()]);
+            let [dx, dw, db] = &mut got;
+            let [wx, ww, wb] = asked;
+            run(
+                wx.then_some(dx.as_mut_slice()),
+                ww.then_some(dw.as_mut_slice()),
+                wb.then_some(db.as_mut_slice()),
+            );
+            let what = format!("{what} wants dx {wx} dw {ww} db {wb}");
+            let names = ["dx", "dw", "db"];
+            for (((got, want), name), on) in got.iter().zip(want).zip(names).zip(asked) {
+                if on {
+                    assert_close(got, want, 1e-4, &format!("{what}: {name}"));
+                } else {
+                    // What was not asked for is not touched.
+                    assert!(got.iter().all(|v| v.is_nan()), "{what}: {name} written");
+                }
+            }
+        }
+    }
+
     /// The routed backward (where this CPU routes: direct, stride 1, disjoint pools) for
     /// every combination of wanted gradients, from the pool's output and winners of a
     /// given ReLU output, against the pool's, ReLU's and the convolution's references.
     #[test]
     fn routed_relu_maxpool_backward_matches_references() {
-        use crate::maxpool2d_argmax::maxpool2d_forward_argmax_reference;
         let mut routed = 0;
         for (i, d) in shapes().iter().enumerate() {
             for (j, pool) in test_pools(d).iter().enumerate() {
@@ -1070,45 +1143,13 @@ mod tests {
                     continue;
                 }
                 routed += 1;
-                let seed = 4000 + 10 * i as u64 + j as u64;
-                let x = random_vec(d.input_len(), seed);
-                let w = random_vec(d.weight_len(), seed + 1);
-                let y = coarse_relu_output(d.output_len(), seed + 2);
-                let dp = random_vec(pool.output_len(), seed + 3);
-                let (want_dx, want_dw, want_db) =
-                    relu_maxpool_reference_grads(d, pool, &x, &w, &y, &dp);
-                let (mut p, mut arg) = (vec![0.0; dp.len()], vec![0u8; dp.len()]);
-                maxpool2d_forward_argmax_reference(pool, &y, &mut p, &mut arg);
-                for wants in 1..8u32 {
-                    let (wx, ww, wb) = (wants & 1 != 0, wants & 2 != 0, wants & 4 != 0);
-                    let mut dx = vec![f32::NAN; d.input_len()];
-                    let mut dw = vec![f32::NAN; d.weight_len()];
-                    let mut db = vec![f32::NAN; d.c_out];
+                let c = PoolCase::new(d, pool, 4000 + 10 * i as u64 + j as u64);
+                check_every_wanted(&format!("{d:?} {pool:?}"), c.want(), |dx, dw, db| {
+                    let (x, w) = (&c.x, &c.w);
                     conv2d_relu_maxpool_backward_routed(
-                        d,
-                        pool,
-                        &x,
-                        &w,
-                        &p,
-                        &arg,
-                        &dp,
-                        wx.then_some(dx.as_mut_slice()),
-                        ww.then_some(dw.as_mut_slice()),
-                        wb.then_some(db.as_mut_slice()),
-                    );
-                    let what = format!("{d:?} {pool:?} wants dx {wx} dw {ww} db {wb}");
-                    for (want, got, name, on) in [
-                        (&want_dx, &dx, "dx", wx),
-                        (&want_dw, &dw, "dw", ww),
-                        (&want_db, &db, "db", wb),
-                    ] {
-                        if on {
-                            assert_close(got, want, 1e-4, &format!("{what}: {name}"));
-                        } else {
-                            assert!(got.iter().all(|v| v.is_nan()), "{what}: {name} written");
-                        }
-                    }
-                }
+                        d, pool, x, w, &c.p, &c.arg, &c.dp, dx, dw, db,
+                    )
+                });
             }
         }
         let any_kernel = gemm_packed::active().is_some();
@@ -1125,43 +1166,10 @@ mod tests {
     fn relu_maxpool_backward_matches_references() {
         for (i, d) in shapes().iter().enumerate() {
             for (j, pool) in test_pools(d).iter().enumerate() {
-                let seed = 1000 + 10 * i as u64 + j as u64;
-                let x = random_vec(d.input_len(), seed);
-                let w = random_vec(d.weight_len(), seed + 1);
-                let y = coarse_relu_output(d.output_len(), seed + 2);
-                let dp = random_vec(pool.output_len(), seed + 3);
-                let (want_dx, want_dw, want_db) =
-                    relu_maxpool_reference_grads(d, pool, &x, &w, &y, &dp);
-                for wants in 1..8u32 {
-                    let (wx, ww, wb) = (wants & 1 != 0, wants & 2 != 0, wants & 4 != 0);
-                    let mut dx = vec![f32::NAN; d.input_len()];
-                    let mut dw = vec![f32::NAN; d.weight_len()];
-                    let mut db = vec![f32::NAN; d.c_out];
-                    conv2d_relu_maxpool_backward(
-                        d,
-                        pool,
-                        &x,
-                        &w,
-                        &y,
-                        &dp,
-                        wx.then_some(dx.as_mut_slice()),
-                        ww.then_some(dw.as_mut_slice()),
-                        wb.then_some(db.as_mut_slice()),
-                    );
-                    let what = format!("{d:?} {pool:?} wants dx {wx} dw {ww} db {wb}");
-                    if wx {
-                        assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
-                    }
-                    if ww {
-                        assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
-                    }
-                    if wb {
-                        assert_close(&db, &want_db, 1e-4, &format!("{what}: db"));
-                    }
-                    assert!(wx || dx.iter().all(|v| v.is_nan()), "{what}: dx written");
-                    assert!(ww || dw.iter().all(|v| v.is_nan()), "{what}: dw written");
-                    assert!(wb || db.iter().all(|v| v.is_nan()), "{what}: db written");
-                }
+                let c = PoolCase::new(d, pool, 1000 + 10 * i as u64 + j as u64);
+                check_every_wanted(&format!("{d:?} {pool:?}"), c.want(), |dx, dw, db| {
+                    conv2d_relu_maxpool_backward(d, pool, &c.x, &c.w, &c.y, &c.dp, dx, dw, db)
+                });
             }
         }
     }
@@ -1285,33 +1293,11 @@ mod tests {
             conv2d_backward_input_reference(d, &dy, &w, &mut want_dx);
             conv2d_backward_weight_reference(d, &x, &dy, &mut want_dw);
             bias_grad_reference(&dy, d.c_out, &mut want_db);
-            for wants in 1..8u32 {
-                let (wx, ww, wb) = (wants & 1 != 0, wants & 2 != 0, wants & 4 != 0);
-                let mut dx = vec![f32::NAN; d.input_len()];
-                let mut dw = vec![f32::NAN; d.weight_len()];
-                let mut db = vec![f32::NAN; d.c_out];
-                conv2d_backward(
-                    d,
-                    &x,
-                    &w,
-                    &dy,
-                    wx.then_some(dx.as_mut_slice()),
-                    ww.then_some(dw.as_mut_slice()),
-                    wb.then_some(db.as_mut_slice()),
-                );
-                let what = format!("{d:?} wants dx {wx} dw {ww} db {wb}");
-                for (want, got, name, on) in [
-                    (&want_dx, &dx, "dx", wx),
-                    (&want_dw, &dw, "dw", ww),
-                    (&want_db, &db, "db", wb),
-                ] {
-                    if on {
-                        assert_close(got, want, 1e-4, &format!("{what}: {name}"));
-                    } else {
-                        assert!(got.iter().all(|v| v.is_nan()), "{what}: {name} written");
-                    }
-                }
-            }
+            check_every_wanted(
+                &format!("{d:?}"),
+                [&want_dx, &want_dw, &want_db],
+                |dx, dw, db| conv2d_backward(d, &x, &w, &dy, dx, dw, db),
+            );
         }
     }
 
@@ -1337,36 +1323,11 @@ mod tests {
             conv2d_backward_input_reference(d, &dz, &w, &mut want_dx);
             conv2d_backward_weight_reference(d, &x, &dz, &mut want_dw);
             bias_grad_reference(&dz, d.c_out, &mut want_db);
-            for wants in 1..8u32 {
-                let (wx, ww, wb) = (wants & 1 != 0, wants & 2 != 0, wants & 4 != 0);
-                let mut dx = vec![f32::NAN; d.input_len()];
-                let mut dw = vec![f32::NAN; d.weight_len()];
-                let mut db = vec![f32::NAN; d.c_out];
-                conv2d_relu_backward(
-                    d,
-                    &x,
-                    &w,
-                    &y,
-                    &dy,
-                    wx.then_some(dx.as_mut_slice()),
-                    ww.then_some(dw.as_mut_slice()),
-                    wb.then_some(db.as_mut_slice()),
-                );
-                let what = format!("{d:?} wants dx {wx} dw {ww} db {wb}");
-                if wx {
-                    assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
-                }
-                if ww {
-                    assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
-                }
-                if wb {
-                    assert_close(&db, &want_db, 1e-4, &format!("{what}: db"));
-                }
-                // What was not asked for is not touched.
-                assert!(wx || dx.iter().all(|v| v.is_nan()), "{what}: dx written");
-                assert!(ww || dw.iter().all(|v| v.is_nan()), "{what}: dw written");
-                assert!(wb || db.iter().all(|v| v.is_nan()), "{what}: db written");
-            }
+            check_every_wanted(
+                &format!("{d:?}"),
+                [&want_dx, &want_dw, &want_db],
+                |dx, dw, db| conv2d_relu_backward(d, &x, &w, &y, &dy, dx, dw, db),
+            );
         }
     }
 

@@ -871,8 +871,7 @@ mod tests {
 
     #[test]
     fn dz_routed_from_a_max_pool_matches_references() {
-        use crate::conv2d::{coarse_relu_output, relu_maxpool_reference_grads, test_pools};
-        use crate::maxpool2d_argmax::maxpool2d_forward_argmax_reference;
+        use crate::conv2d::{test_pools, PoolCase};
         let mut tested = 0;
         for kernel in v4_kernels() {
             for (i, d) in shapes().iter().enumerate() {
@@ -880,21 +879,14 @@ mod tests {
                     continue;
                 }
                 for (j, pool) in test_pools(d).iter().filter(|p| p.disjoint()).enumerate() {
-                    let seed = 2000 + 10 * i as u64 + j as u64;
-                    let x = random_vec(d.input_len(), seed);
-                    let w = random_vec(d.weight_len(), seed + 1);
-                    let y = coarse_relu_output(d.output_len(), seed + 2);
-                    let dp = random_vec(pool.output_len(), seed + 3);
-                    let (want_dx, want_dw, want_db) =
-                        relu_maxpool_reference_grads(d, pool, &x, &w, &y, &dp);
-                    // The pool's output and winners, as the forward records them.
-                    let (mut p, mut arg) = (vec![0.0; dp.len()], vec![0u8; dp.len()]);
-                    maxpool2d_forward_argmax_reference(pool, &y, &mut p, &mut arg);
+                    let c = PoolCase::new(d, pool, 2000 + 10 * i as u64 + j as u64);
+                    let (x, w) = (&c.x, &c.w);
+                    let [want_dx, want_dw, want_db] = &c.want;
                     let dz = DzFrom::MaxPool {
                         pool,
-                        p: &p,
-                        arg: &arg,
-                        dp: &dp,
+                        p: &c.p,
+                        arg: &c.arg,
+                        dp: &c.dp,
                     };
                     for wino in winograd_options(d) {
                         let (mut dx, mut dw) = (
@@ -905,8 +897,8 @@ mod tests {
                         conv2d_backward_direct(
                             kernel,
                             d,
-                            &x,
-                            &w,
+                            x,
+                            w,
                             dz,
                             Some(&mut dx),
                             wino,
@@ -914,16 +906,16 @@ mod tests {
                             Some(&mut db),
                         );
                         let what = format!("{kernel:?} {d:?} {pool:?} winograd {wino}");
-                        assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
-                        assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
-                        assert_close(&db, &want_db, 1e-4, &format!("{what}: db"));
+                        assert_close(&dx, want_dx, 1e-4, &format!("{what}: dx"));
+                        assert_close(&dw, want_dw, 1e-4, &format!("{what}: dw"));
+                        assert_close(&db, want_db, 1e-4, &format!("{what}: db"));
                     }
                     // Without dx (a network's first layer).
                     let mut dw = vec![f32::NAN; d.weight_len()];
-                    conv2d_backward_direct(kernel, d, &x, &w, dz, None, false, &mut dw, None);
+                    conv2d_backward_direct(kernel, d, x, w, dz, None, false, &mut dw, None);
                     assert_close(
                         &dw,
-                        &want_dw,
+                        want_dw,
                         1e-4,
                         &format!("{kernel:?} {d:?} {pool:?}: dw without dx"),
                     );

@@ -12,9 +12,9 @@
 //! [`ops::conv2d_relu_maxpool_backward`]).
 
 use tensor::ops::PoolWindow;
-use tensor::{ops, Padding, Result};
+use tensor::{ops, Padding, Result, Tensor};
 
-use crate::{Tape, Var};
+use crate::{Grads, Tape, Var};
 
 impl Tape {
     pub fn conv2d(
@@ -32,17 +32,12 @@ impl Tape {
         let yt = relu.then(|| y.clone());
         Ok(self.push("conv2d", y, &inputs, move |dy, g| {
             let wants = [g.wants(x), g.wants(w), b.is_some_and(|b| g.wants(b))];
-            let [dx, dw, db] = match &yt {
+            let grads = match &yt {
                 // The ReLU's mask is applied where the gradients read dy.
                 Some(y) => ops::conv2d_relu_backward(&xt, &wt, y, dy, stride, padding, wants)?,
                 None => ops::conv2d_backward(&xt, &wt, dy, stride, padding, wants)?,
             };
-            for (v, grad) in [Some(x), Some(w), b].into_iter().zip([dx, dw, db]) {
-                if let (Some(v), Some(grad)) = (v, grad) {
-                    g.add(v, grad)?;
-                }
-            }
-            Ok(())
+            add_grads(g, [Some(x), Some(w), b], grads)
         }))
     }
 
@@ -68,12 +63,17 @@ impl Tape {
             let grads = ops::conv2d_relu_maxpool_backward(
                 &xt, &wt, &saved, dp, stride, padding, pool, wants,
             )?;
-            for (v, grad) in [Some(x), Some(w), b].into_iter().zip(grads) {
-                if let (Some(v), Some(grad)) = (v, grad) {
-                    g.add(v, grad)?;
-                }
-            }
-            Ok(())
+            add_grads(g, [Some(x), Some(w), b], grads)
         }))
     }
+}
+
+/// Adds each computed gradient (dx, dw, db) to its input's (x, w and the bias, if any).
+fn add_grads(g: &mut Grads, inputs: [Option<Var>; 3], grads: [Option<Tensor>; 3]) -> Result<()> {
+    for (v, grad) in inputs.into_iter().zip(grads) {
+        if let (Some(v), Some(grad)) = (v, grad) {
+            g.add(v, grad)?;
+        }
+    }
+    Ok(())
 }

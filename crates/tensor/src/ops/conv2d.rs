@@ -151,39 +151,23 @@ pub fn conv2d_backward(
     let d = conv2d_dims(x.shape(), w.shape(), stride, padding)?;
     crate::ops::same_shape("conv2d_backward", dy.shape(), &output_shape(&d))?;
     let dev = crate::ops::same_device("conv2d_backward", &[x, w, dy])?;
-    let [want_dx, want_dw, want_db] = wants;
     match dev {
         #[cfg(feature = "gpu")]
-        Device::Gpu(_) => Ok([
-            want_dx
-                .then(|| conv2d_backward_input(dy, w, x.shape(), stride, padding))
-                .transpose()?,
-            want_dw
-                .then(|| conv2d_backward_weight(x, dy, w.shape(), stride, padding))
-                .transpose()?,
-            want_db.then(|| crate::ops::bias_grad(dy)).transpose()?,
-        ]),
-        Device::Cpu => {
-            let mut dx = want_dx
-                .then(|| Tensor::uninit_on(x.shape().clone(), &dev))
-                .transpose()?;
-            let mut dw = want_dw
-                .then(|| Tensor::uninit_on(w.shape().clone(), &dev))
-                .transpose()?;
-            let mut db = want_db
-                .then(|| Tensor::uninit_on([d.c_out], &dev))
-                .transpose()?;
-            k::conv2d_backward(
-                &d,
-                x.as_slice(),
-                w.as_slice(),
-                dy.as_slice(),
-                dx.as_mut().map(|t| t.data_mut()),
-                dw.as_mut().map(|t| t.data_mut()),
-                db.as_mut().map(|t| t.data_mut()),
-            );
-            Ok([dx, dw, db])
+        Device::Gpu(_) => {
+            let [want_dx, want_dw, want_db] = wants;
+            Ok([
+                want_dx
+                    .then(|| conv2d_backward_input(dy, w, x.shape(), stride, padding))
+                    .transpose()?,
+                want_dw
+                    .then(|| conv2d_backward_weight(x, dy, w.shape(), stride, padding))
+                    .transpose()?,
+                want_db.then(|| crate::ops::bias_grad(dy)).transpose()?,
+            ])
         }
+        Device::Cpu => cpu_grads(x, w, d.c_out, wants, |dx, dw, db| {
+            k::conv2d_backward(&d, x.as_slice(), w.as_slice(), dy.as_slice(), dx, dw, db)
+        }),
     }
 }
 
@@ -207,43 +191,16 @@ pub fn conv2d_relu_backward(
     crate::ops::same_shape("conv2d_relu_backward", dy.shape(), &output_shape(&d))?;
     crate::ops::same_shape("conv2d_relu_backward", y.shape(), dy.shape())?;
     let dev = crate::ops::same_device("conv2d_relu_backward", &[x, w, y, dy])?;
-    let [want_dx, want_dw, want_db] = wants;
     match dev {
         #[cfg(feature = "gpu")]
         Device::Gpu(_) => {
             let dz = crate::ops::relu_backward(y, dy)?;
-            Ok([
-                want_dx
-                    .then(|| conv2d_backward_input(&dz, w, x.shape(), stride, padding))
-                    .transpose()?,
-                want_dw
-                    .then(|| conv2d_backward_weight(x, &dz, w.shape(), stride, padding))
-                    .transpose()?,
-                want_db.then(|| crate::ops::bias_grad(&dz)).transpose()?,
-            ])
+            conv2d_backward(x, w, &dz, stride, padding, wants)
         }
-        Device::Cpu => {
-            let mut dx = want_dx
-                .then(|| Tensor::uninit_on(x.shape().clone(), &dev))
-                .transpose()?;
-            let mut dw = want_dw
-                .then(|| Tensor::uninit_on(w.shape().clone(), &dev))
-                .transpose()?;
-            let mut db = want_db
-                .then(|| Tensor::uninit_on([d.c_out], &dev))
-                .transpose()?;
-            k::conv2d_relu_backward(
-                &d,
-                x.as_slice(),
-                w.as_slice(),
-                y.as_slice(),
-                dy.as_slice(),
-                dx.as_mut().map(|t| t.data_mut()),
-                dw.as_mut().map(|t| t.data_mut()),
-                db.as_mut().map(|t| t.data_mut()),
-            );
-            Ok([dx, dw, db])
-        }
+        Device::Cpu => cpu_grads(x, w, d.c_out, wants, |dx, dw, db| {
+            let (xs, ws) = (x.as_slice(), w.as_slice());
+            k::conv2d_relu_backward(&d, xs, ws, y.as_slice(), dy.as_slice(), dx, dw, db)
+        }),
     }
 }
 
@@ -346,49 +303,38 @@ pub fn conv2d_relu_maxpool_backward(
             (p, Some(arg))
         }
     };
-    let dev = crate::ops::same_device(op, &[x, w, p, dp])?;
-    let [want_dx, want_dw, want_db] = wants;
-    let mut dx = want_dx
-        .then(|| Tensor::uninit_on(x.shape().clone(), &dev))
-        .transpose()?;
-    let mut dw = want_dw
-        .then(|| Tensor::uninit_on(w.shape().clone(), &dev))
-        .transpose()?;
-    let mut db = want_db
-        .then(|| Tensor::uninit_on([d.c_out], &dev))
-        .transpose()?;
-    let (xs, ws, dps) = (x.as_slice(), w.as_slice(), dp.as_slice());
-    let outs = (
-        dx.as_mut().map(|t| t.data_mut()),
-        dw.as_mut().map(|t| t.data_mut()),
-        db.as_mut().map(|t| t.data_mut()),
-    );
-    match arg {
+    crate::ops::same_device(op, &[x, w, p, dp])?;
+    let (xs, ws, ps, dps) = (x.as_slice(), w.as_slice(), p.as_slice(), dp.as_slice());
+    cpu_grads(x, w, d.c_out, wants, |dx, dw, db| match arg {
         // `p` is the pool's output here.
-        Some(arg) => k::conv2d_relu_maxpool_backward_routed(
-            &d,
-            &pd,
-            xs,
-            ws,
-            p.as_slice(),
-            arg,
-            dps,
-            outs.0,
-            outs.1,
-            outs.2,
-        ),
+        Some(arg) => {
+            k::conv2d_relu_maxpool_backward_routed(&d, &pd, xs, ws, ps, arg, dps, dx, dw, db)
+        }
         // `p` is the ReLU's output `y` here.
-        None => k::conv2d_relu_maxpool_backward(
-            &d,
-            &pd,
-            xs,
-            ws,
-            p.as_slice(),
-            dps,
-            outs.0,
-            outs.1,
-            outs.2,
-        ),
+        None => k::conv2d_relu_maxpool_backward(&d, &pd, xs, ws, ps, dps, dx, dw, db),
+    })
+}
+
+/// The gradients of a convolution on the CPU: allocates those `wants` asks for (`dx` shaped
+/// like `x`, `dw` like `w`, `db` one per output channel) and lets `fill` write them.
+fn cpu_grads(
+    x: &Tensor,
+    w: &Tensor,
+    c_out: usize,
+    wants: [bool; 3],
+    fill: impl FnOnce(Option<&mut [f32]>, Option<&mut [f32]>, Option<&mut [f32]>),
+) -> Result<[Option<Tensor>; 3]> {
+    let shapes = [x.shape().clone(), w.shape().clone(), Shape::new([c_out])];
+    let mut grads = [None, None, None];
+    for ((g, shape), want) in grads.iter_mut().zip(shapes).zip(wants) {
+        if want {
+            *g = Some(Tensor::uninit_on(shape, &Device::Cpu)?);
+        }
     }
-    Ok([dx, dw, db])
+    let [dx, dw, db] = &mut grads;
+    fn slice(t: &mut Option<Tensor>) -> Option<&mut [f32]> {
+        t.as_mut().map(|t| t.data_mut())
+    }
+    fill(slice(dx), slice(dw), slice(db));
+    Ok(grads)
 }
