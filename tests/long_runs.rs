@@ -217,10 +217,12 @@ fn ctrl_c_and_sigterm_stop_with_a_checkpoint_and_resume_exactly() {
 /// without the message of a clean stop; the run directory stays resumable.
 #[test]
 fn a_second_ctrl_c_exits_at_once() {
-    let data = tiny_cifar("twice", 40);
+    let data = tiny_cifar("twice", 160);
     let run = data.join("run");
-    // One batch of all 200 images per epoch keeps each step long (about a second); the
-    // signals go in the middle of the second epoch's step, 20 ms apart.
+    // One batch of all 800 images per epoch keeps each step long (about a second: with 200
+    // images the faster convolutions of late 2026 sometimes ended the step between the two
+    // signals, and the run stopped cleanly); the signals go in the middle of the second
+    // epoch's step, 20 ms apart (closer, two pending SIGINTs could merge into one).
     let child = spawn(&[
         "train",
         "--model",
@@ -228,7 +230,7 @@ fn a_second_ctrl_c_exits_at_once() {
         "--data",
         s(&data),
         "--batch-size",
-        "200",
+        "800",
         "--epochs",
         "50",
         "--device",
