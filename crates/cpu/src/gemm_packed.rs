@@ -150,8 +150,16 @@ impl PackedB {
         }
         self.pack_with(k, n, |p, j0, row| {
             if cs == 1 {
-                // Rows of B contiguous (a kernel matrix, a chunk of dy): one copy each.
-                row.copy_from_slice(&b[p * rs + j0..p * rs + j0 + row.len()]);
+                // Rows of B contiguous (a kernel matrix, a chunk of dy): one copy each, of a
+                // fixed size for whole panels (a few vector moves, not a call to memmove).
+                let src = &b[p * rs + j0..p * rs + j0 + row.len()];
+                match (
+                    <&mut [f32; NR]>::try_from(&mut *row),
+                    <&[f32; NR]>::try_from(src),
+                ) {
+                    (Ok(dst), Ok(src)) => *dst = *src,
+                    _ => row.copy_from_slice(src),
+                }
             } else {
                 for (jj, v) in row.iter_mut().enumerate() {
                     *v = b[p * rs + (j0 + jj) * cs];
@@ -219,7 +227,8 @@ impl PackedB {
         self.n = n;
         self.bias.clear();
         self.relu = false;
-        self.data.clear();
+        // Every element is written below (the padding of a last panel with zeros), so the
+        // buffer is not cleared first: a pass over it that the packing would overwrite.
         self.data.resize(n.div_ceil(NR) * k * NR, 0.0);
         if k == 0 || n == 0 {
             return;
@@ -228,7 +237,9 @@ impl PackedB {
             let j0 = panel * NR;
             let width = NR.min(n - j0);
             for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
-                fill(p, j0, &mut row[..width]);
+                let (valid, padding) = row.split_at_mut(width);
+                fill(p, j0, valid);
+                padding.fill(0.0);
             }
         }
     }
