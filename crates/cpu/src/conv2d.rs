@@ -340,16 +340,19 @@ impl ConvVariant {
     }
 }
 
-/// Where Winograd F(2x2, 3x3) is the default: 3x3 stride-1 `Same` layers with at least 64
-/// input and output channels, at least 128 on one side, and an even output size. Measured
-/// (layers in isolation, batch 64, Xeon AVX-512, 2 threads, Winograd vs direct): 8x8 128 ->
-/// 128 forward 3.72 vs 4.14 ms and input gradient 4.21 vs 4.87 (`cargo bench --bench
-/// conv2d`); 16x16 64 -> 128 399 vs 319 GFLOP/s, 8x8 128 -> 256 314 vs 303 (one-off
-/// driver); 64 -> 64 is a draw (16x16: forward 4.30 vs 4.04 ms, input gradient 4.40 vs
-/// 4.55), and at 32 channels it loses (32x32 32 -> 32: 7.2 vs 4.3 ms). Even sizes let it
-/// read the direct variant's padded copies, so the fused passes keep it.
+/// Where Winograd is the default (F(2x2, 3x3) for the forward and the input gradient,
+/// F(3x3, 2x2) for the weight gradient): 3x3 stride-1 `Same` layers with at least 64 input
+/// and output channels and an even output size (which lets it read the direct variant's
+/// padded copies, so the fused passes keep it). Measured (layers in isolation, batch 64
+/// unless said, Xeon AVX-512, 2 threads, medians, Winograd vs direct), after the transforms'
+/// matrices were spaced off 4 KB multiples (`conv2d_winograd::plane`): 16x16 64 -> 64
+/// forward + pool 3.5-3.7 vs 4.1 ms, weight gradient 3.9 vs 4.7-5.2; batch 128: 16x16 64 ->
+/// 128 forward + pool 12.2-12.5 vs 17.7-18.6, weight gradient 16.4-16.7 vs 20.7-21.0; 8x8
+/// 128 -> 256 forward + pool 15.5 vs 21.1-22.2, weight gradient 14.2-15.3 vs 21.6-21.9.
+/// At 32 channels it does not pay: 16x16 32 -> 64 forward 2.1-2.3 vs 2.4 ms and weight
+/// gradient a draw; 32x32 32 -> 32 forward 5.7-6.1 vs 4.9, weight gradient 7.0-7.1 vs 5.1.
 pub fn winograd_wins(d: &Conv2dDims) -> bool {
-    reads_direct_padding(d) && d.c_in.min(d.c_out) >= 64 && d.c_in.max(d.c_out) >= 128
+    reads_direct_padding(d) && d.c_in.min(d.c_out) >= 64
 }
 
 /// Whether the direct family's input gradient of `d` (a forward convolution) runs by
@@ -357,6 +360,12 @@ pub fn winograd_wins(d: &Conv2dDims) -> bool {
 fn dx_winograd(d: &Conv2dDims) -> bool {
     d.input_gradient_as_forward()
         .is_some_and(|t| ConvVariant::winograd_images(&t))
+}
+
+/// Whether the direct family's weight gradient of `d` runs by Winograd F(3x3, 2x2): where
+/// the layer's own convolution does.
+fn dw_winograd(d: &Conv2dDims) -> bool {
+    ConvVariant::winograd_images(d)
 }
 
 /// Chooses the variant every convolution uses from now on (`None`: automatic, see
@@ -453,8 +462,8 @@ pub fn conv2d_backward(
     match (gemm_packed::active(), dx, dw) {
         (Some(kernel), Some(dx), Some(dw)) if one_pass => {
             let dz = DzFrom::Dy { dy, relu_y: None };
-            let wino = dx_winograd(d);
-            conv2d_backward_direct(kernel, d, x, w, dz, Some(dx), wino, dw, db)
+            let (wx, ww) = (dx_winograd(d), dw_winograd(d));
+            conv2d_backward_direct(kernel, d, x, w, dz, Some(dx), wx, ww, dw, db)
         }
         (_, dx, dw) => {
             if let Some(dx) = dx {
@@ -509,8 +518,8 @@ pub fn conv2d_relu_backward(
                 dy,
                 relu_y: Some(y),
             };
-            let wino = dx_winograd(d);
-            conv2d_backward_direct(kernel, d, x, w, dz, Some(dx), wino, dw, db)
+            let (wx, ww) = (dx_winograd(d), dw_winograd(d));
+            conv2d_backward_direct(kernel, d, x, w, dz, Some(dx), wx, ww, dw, db)
         }
         Some(kernel) if fused => {
             if let (Some(dx), Some(t)) = (dx, dx_as_forward) {
@@ -605,11 +614,12 @@ pub fn conv2d_relu_maxpool_backward_routed(
         return;
     }
     let dz = DzFrom::MaxPool { pool, p, arg, dp };
+    let (wx, ww) = (dx_winograd(d), dw_winograd(d));
     match dw {
-        Some(dw) => conv2d_backward_direct(kernel, d, x, w, dz, dx, dx_winograd(d), dw, db),
-        // A frozen kernel: its gradient is made and dropped (the bands it packs give db).
+        Some(dw) => conv2d_backward_direct(kernel, d, x, w, dz, dx, wx, ww, dw, db),
+        // A frozen kernel: its gradient is made and dropped (the pass that makes it gives db).
         None => with_scratch(&POOL_DW, d.weight_len(), |dw| {
-            conv2d_backward_direct(kernel, d, x, w, dz, dx, dx_winograd(d), dw, db)
+            conv2d_backward_direct(kernel, d, x, w, dz, dx, wx, ww, dw, db)
         }),
     }
 }

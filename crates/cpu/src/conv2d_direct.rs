@@ -405,7 +405,9 @@ pub enum DzFrom<'a> {
 /// gradient (as large as the convolution's output) is never written out or read back. The
 /// weight gradient keeps its fixed summation order (one partial per range of images). With
 /// `dx_winograd`, each image of `dx` is made by Winograd F(2x2, 3x3) from the padded `dz`
-/// (needs [`winograd::reads_direct_padding`] of the input gradient's convolution).
+/// (needs [`winograd::reads_direct_padding`] of the input gradient's convolution); with
+/// `dw_winograd`, the weight gradient by Winograd F(3x3, 2x2) from the same padded copies
+/// ([`winograd::WeightGrad`]; needs [`winograd::reads_direct_padding`] of `d`).
 // The convolution's tensors and its three gradients.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_direct(
@@ -416,6 +418,7 @@ pub fn conv2d_backward_direct(
     dz: DzFrom,
     dx: Option<&mut [f32]>,
     dx_winograd: bool,
+    dw_winograd: bool,
     dw: &mut [f32],
     db: Option<&mut [f32]>,
 ) {
@@ -494,24 +497,43 @@ pub fn conv2d_backward_direct(
                     part.fill(0.0);
                     let (part, part_db) = part.split_at_mut(d.weight_len());
                     let images = r * per_range..((r + 1) * per_range).min(d.n);
-                    with_scratch(&PADDED, hp * wp * ci, |xp| {
-                        with_scratch(&PADDED_DZ, thp * twp * co, |dzp| {
-                            with_taken(&PACKED_DY, |pdy| {
-                                for (i, b) in images.enumerate() {
-                                    fill_dz(b, dzp);
-                                    if let Some(dx_range) = dx_range.as_deref_mut() {
-                                        dx_image(dzp, &mut dx_range[i * in_img..][..in_img]);
+                    // The range's images, each weight gradient gathered by `acc` (Winograd)
+                    // or added directly.
+                    let range = |mut acc: Option<&mut winograd::WeightGrad>| {
+                        with_scratch(&PADDED, hp * wp * ci, |xp| {
+                            with_scratch(&PADDED_DZ, thp * twp * co, |dzp| {
+                                with_taken(&PACKED_DY, |pdy| {
+                                    for (i, b) in images.enumerate() {
+                                        fill_dz(b, dzp);
+                                        if let Some(dx_range) = dx_range.as_deref_mut() {
+                                            dx_image(dzp, &mut dx_range[i * in_img..][..in_img]);
+                                        }
+                                        pad_image(d, &x[b * in_img..][..in_img], None, xp);
+                                        if let Some(acc) = acc.as_deref_mut() {
+                                            let dz = &dzp[row0..];
+                                            acc.add_image(kernel, d, xp, dz, twp, part_db);
+                                            continue;
+                                        }
+                                        let pack = |pdy: &mut PackedB, oy: usize, rows: usize| {
+                                            let at = row0 + oy * twp * co;
+                                            pdy.pack_runs(&dzp[at..], rows, d.out_w, twp * co, co)
+                                        };
+                                        add_image_weight_grad(
+                                            kernel, d, xp, pdy, pack, part, part_db,
+                                        );
                                     }
-                                    pad_image(d, &x[b * in_img..][..in_img], None, xp);
-                                    let pack = |pdy: &mut PackedB, oy: usize, rows: usize| {
-                                        let at = row0 + oy * twp * co;
-                                        pdy.pack_runs(&dzp[at..], rows, d.out_w, twp * co, co)
-                                    };
-                                    add_image_weight_grad(kernel, d, xp, pdy, pack, part, part_db);
-                                }
+                                })
                             })
-                        })
-                    });
+                        });
+                        if let Some(acc) = acc {
+                            acc.finish(kernel, d, part, part_db);
+                        }
+                    };
+                    if dw_winograd {
+                        winograd::WeightGrad::with(d, |acc| range(Some(acc)))
+                    } else {
+                        range(None)
+                    }
                 });
             sum_partials_at(partials, ranges, len, 0, dw);
             if let Some(db) = db {
@@ -648,6 +670,9 @@ mod tests {
             // Even sizes, 3x3 stride 1: Winograd can read the padded copies.
             (2, 6, 4, 64, 3, 64, 1),
             (1, 4, 8, 17, 3, 33, 1),
+            // Winograd's weight gradient gathers 4 images of 20 tiles per block: a full
+            // block and a partial one across the ranges of images.
+            (7, 8, 10, 20, 3, 18, 1),
         ];
         let mut v = Vec::new();
         for &(n, h, w, c_in, k, c_out, s) in &cases {
@@ -713,6 +738,13 @@ mod tests {
     fn winograd_options(d: &Conv2dDims) -> impl Iterator<Item = bool> + Clone {
         let both = crate::conv2d_winograd::reads_direct_padding(d);
         [false, true].into_iter().filter(move |&w| both || !w)
+    }
+
+    /// [`winograd_options`] for the backward's two convolutions: (input gradient, weight
+    /// gradient), each direct or by Winograd.
+    fn winograd_pairs(d: &Conv2dDims) -> impl Iterator<Item = (bool, bool)> + Clone {
+        let d = *d;
+        winograd_options(&d).flat_map(move |dx| winograd_options(&d).map(move |dw| (dx, dw)))
     }
 
     /// A ReLU output: half its values exactly 0.
@@ -797,15 +829,16 @@ mod tests {
                 let mut want_db = vec![0.0; d.c_out];
                 bias_grad_reference(&dz, d.c_out, &mut want_db);
                 let relu_y = relu.then_some(y.as_slice());
-                for (with_db, wino) in winograd_options(d).flat_map(|o| [(false, o), (true, o)]) {
+                for (with_db, (wx, ww)) in winograd_pairs(d).flat_map(|o| [(false, o), (true, o)]) {
                     let mut dx = vec![f32::NAN; d.input_len()];
                     let mut dw = vec![f32::NAN; d.weight_len()];
                     let mut db = vec![f32::NAN; d.c_out];
                     let db_arg = with_db.then_some(db.as_mut_slice());
                     let dz = DzFrom::Dy { dy: &dy, relu_y };
                     let dx_arg = Some(dx.as_mut_slice());
-                    conv2d_backward_direct(kernel, d, &x, &w, dz, dx_arg, wino, &mut dw, db_arg);
-                    let what = format!("{kernel:?} {d:?} relu {relu} db {with_db} winograd {wino}");
+                    conv2d_backward_direct(kernel, d, &x, &w, dz, dx_arg, wx, ww, &mut dw, db_arg);
+                    let what =
+                        format!("{kernel:?} {d:?} relu {relu} db {with_db} winograd {wx} {ww}");
                     assert_close(&dx, &want_dx, 1e-4, &format!("{what}: dx"));
                     assert_close(&dw, &want_dw, 1e-4, &format!("{what}: dw"));
                     if with_db {
@@ -888,7 +921,7 @@ mod tests {
                         arg: &c.arg,
                         dp: &c.dp,
                     };
-                    for wino in winograd_options(d) {
+                    for (wx, ww) in winograd_pairs(d) {
                         let (mut dx, mut dw) = (
                             vec![f32::NAN; d.input_len()],
                             vec![f32::NAN; d.weight_len()],
@@ -901,24 +934,27 @@ mod tests {
                             w,
                             dz,
                             Some(&mut dx),
-                            wino,
+                            wx,
+                            ww,
                             &mut dw,
                             Some(&mut db),
                         );
-                        let what = format!("{kernel:?} {d:?} {pool:?} winograd {wino}");
+                        let what = format!("{kernel:?} {d:?} {pool:?} winograd {wx} {ww}");
                         assert_close(&dx, want_dx, 1e-4, &format!("{what}: dx"));
                         assert_close(&dw, want_dw, 1e-4, &format!("{what}: dw"));
                         assert_close(&db, want_db, 1e-4, &format!("{what}: db"));
                     }
                     // Without dx (a network's first layer).
-                    let mut dw = vec![f32::NAN; d.weight_len()];
-                    conv2d_backward_direct(kernel, d, x, w, dz, None, false, &mut dw, None);
-                    assert_close(
-                        &dw,
-                        want_dw,
-                        1e-4,
-                        &format!("{kernel:?} {d:?} {pool:?}: dw without dx"),
-                    );
+                    for ww in winograd_options(d) {
+                        let mut dw = vec![f32::NAN; d.weight_len()];
+                        conv2d_backward_direct(kernel, d, x, w, dz, None, false, ww, &mut dw, None);
+                        assert_close(
+                            &dw,
+                            want_dw,
+                            1e-4,
+                            &format!("{kernel:?} {d:?} {pool:?}: dw without dx, winograd {ww}"),
+                        );
+                    }
                     tested += 1;
                 }
             }

@@ -28,25 +28,30 @@
 //! against the reference at 1e-4 relative, like the other variants' 1e-5 on smaller sums).
 //!
 //! Gradients: the input gradient of a 3x3 stride-1 `Same` layer is a forward convolution
-//! (`Conv2dDims::input_gradient_as_forward`), so it runs here too. The weight gradient of
-//! this variant is the direct one (`conv2d_direct`): its Winograd form, F(3x3, 2x2), is not
-//! written yet.
+//! (`Conv2dDims::input_gradient_as_forward`), so it runs here too. The weight gradient runs
+//! as F(3x3, 2x2) ([`WeightGrad`]): the same input transform, a 4x4 transform of each 2x2
+//! tile of the output gradient, 16 GEMMs over the tiles of several images (`K` = tiles), and
+//! a 4x4 -> 3x3 transform of the sums once per range of images.
 //!
-//! Where it runs: by default on layers of at least 64 input and output channels, 128 on one
-//! side, with an even output size (`conv2d::winograd_wins`, with the measurements). There
-//! [`forward_image_padded`] convolves one image from the direct variant's padded copy, so the
-//! direct variant's fused passes (conv + ReLU + pool, the one-pass backward) keep their
-//! structure and run their images' convolutions here. Measured against direct at those
-//! shapes (isolated layers, batch 64, Xeon AVX-512): 1.04-1.25x; whole steps (alternated
-//! `bench` runs, medians of 3, with 64 -> 64 layers included then): keras6 +2%, basic3 +5%. keras6 on the CIFAR-10 subset (15
-//! epochs, seed 1) trains the same: loss 0.889 vs 0.887 and training accuracy 0.680 vs
-//! 0.688 at epoch 15 (validation accuracy on its 500 images 0.568 vs 0.540 at epoch 15; best
-//! 0.568 vs 0.604: the last epochs swing by ±0.03 there).
+//! Where it runs: by default on layers of at least 64 input and output channels with an even
+//! output size (`conv2d::winograd_wins`, with the measurements). There
+//! [`forward_image_padded`] convolves one image from the direct variant's padded copy, and
+//! [`WeightGrad::add_image`] takes the direct backward's padded copies of `x` and `dz`, so
+//! the direct variant's fused passes (conv + ReLU + pool, the one-pass backward) keep their
+//! structure and run their images' convolutions here. keras6 on the CIFAR-10 subset (15
+//! epochs, seed 1), with the forward and input gradient by Winograd on its 128-channel
+//! layers, trained the same: loss 0.889 vs 0.887 and training accuracy 0.680 vs 0.688 at
+//! epoch 15 (validation accuracy on its 500 images 0.568 vs 0.540 at epoch 15; best 0.568 vs
+//! 0.604: the last epochs swing by ±0.03 there).
 //!
-//! A lesson from the profile: the 4x4 patches were built with `std::array::from_fn`, which
-//! the AVX-512 version called out of line, copying each 1 KB patch with `memmove` (40% of
-//! the variant's time). With plain loops the variant went from 0.86-1.0x of direct to the
-//! figures above.
+//! Two lessons from the profile. The 16 matrices `V[ξ]` (and `M[ξ]`, `Ŭ[ξ]`) were laid
+//! end to end: for a 16x16 image at 64 channels they are 16 KB each, so the 16 values a
+//! transform stores per tile and channel were a multiple of 4 KB apart, all in one set of
+//! the L1 cache (12 lines per set); one cache line between the matrices ([`plane`]) took
+//! the weight gradient's transform of `dy` from a fifth of its time to a few percent, and
+//! the forward at 16x16 64 -> 64 from a draw with direct to 1.1-1.2x. And the 4x4 patches
+//! were built with `std::array::from_fn`, which the AVX-512 version called out of line,
+//! copying each 1 KB patch with `memmove` (40% of the variant's time); plain loops fixed it.
 
 use std::cell::Cell;
 
@@ -54,7 +59,7 @@ use rayon::prelude::*;
 
 use crate::conv2d::{with_scratch, with_taken, Conv2dDims};
 use crate::gemm::Mat;
-use crate::gemm_packed::{gemm_packed_segments, Kernel, PackedB, Segments};
+use crate::gemm_packed::{gemm_packed_segments, Kernel, PackedB, Segments, NR};
 use crate::simd::multiversion;
 
 /// Channels per step of the transforms: one AVX-512 vector of `f32`.
@@ -75,6 +80,15 @@ thread_local! {
 /// and left (`Same`, so 1 on the other sides too).
 pub fn winograd_applies(d: &Conv2dDims) -> bool {
     d.kh == 3 && d.kw == 3 && d.stride == 1 && d.pad_top == 1 && d.pad_left == 1
+}
+
+/// Floats from one `ξ`'s matrix of transformed tiles (`rows x c`) to the next: the matrix
+/// plus one cache line. Without the line, the 16 matrices of a 16x16 image at 64 channels
+/// (16 KB each) start a multiple of 4 KB apart, so the 16 values a transform writes (or
+/// reads) per tile and channel all fall into the same set of the L1 cache, which holds 12
+/// lines per set: the weight gradient's transform of `dy` took a fifth of its time.
+fn plane(rows: usize, c: usize) -> usize {
+    rows * c + LANES
 }
 
 /// Output tiles of one image: `(rows, columns)` of 2x2 tiles covering the output.
@@ -149,15 +163,16 @@ fn store(dst: &mut [f32], v: &[f32; LANES], lanes: usize) {
 }
 
 multiversion! {
-/// `V[ξ][t][c] = (Bᵀ d B)[ξ]` for every tile `t` of the padded image and channel `c`
-/// (compiled for the widest SIMD the CPU has: in baseline SSE2 the transforms took longer
-/// than the 16 GEMMs).
-fn transform_input(d: &Conv2dDims, xp: &[f32], wp: usize, v: &mut [f32]) {
+/// `V[ξ][first + t][c] = (Bᵀ d B)[ξ]` for every tile `t` of the padded image and channel
+/// `c`, each `V[ξ]` having `rows` rows (the forward passes one image's tiles and 0; the
+/// weight gradient gathers several images' tiles). Compiled for the widest SIMD the CPU
+/// has: in baseline SSE2 the transforms took longer than the 16 GEMMs.
+fn transform_input(d: &Conv2dDims, xp: &[f32], wp: usize, v: &mut [f32], rows: usize, first: usize) {
     let (th, tw) = tiles(d);
-    let (c_n, t_n) = (d.c_in, th * tw);
+    let c_n = d.c_in;
     for ty in 0..th {
         for tx in 0..tw {
-            let t = ty * tw + tx;
+            let t = first + ty * tw + tx;
             for c0 in (0..c_n).step_by(LANES) {
                 let lanes = LANES.min(c_n - c0);
                 // The 4x4 patch, 16 channels at a time. (Plain loops: built with
@@ -190,7 +205,7 @@ fn transform_input(d: &Conv2dDims, xp: &[f32], wp: usize, v: &mut [f32]) {
                         out[3][l] = b - e;
                     }
                     for (j, o) in out.iter().enumerate() {
-                        store(&mut v[((i * 4 + j) * t_n + t) * c_n + c0..], o, lanes);
+                        store(&mut v[(i * 4 + j) * plane(rows, c_n) + t * c_n + c0..], o, lanes);
                     }
                 }
             }
@@ -213,7 +228,7 @@ fn transform_output(d: &Conv2dDims, m: &[f32], bias: Option<&[f32]>, relu: bool,
                 let mut p = [[[0.0f32; LANES]; 4]; 4];
                 for (i, prow) in p.iter_mut().enumerate() {
                     for (j, px) in prow.iter_mut().enumerate() {
-                        *px = load(&m[((i * 4 + j) * t_n + t) * c_n + c0..], lanes);
+                        *px = load(&m[(i * 4 + j) * plane(t_n, c_n) + t * c_n + c0..], lanes);
                     }
                 }
                 // Aᵀ p: 2 x 4.
@@ -252,6 +267,219 @@ fn transform_output(d: &Conv2dDims, m: &[f32], bias: Option<&[f32]>, relu: bool,
         }
     }
 }
+}
+
+multiversion! {
+/// `Ŭ[ξ][first + t][c] = (A g Aᵀ)[ξ]` for every 2x2 tile `g` of one image's output gradient
+/// (`2 th x 2 tw` pixels of `c_n` channels, pixel `(y, x)` at `dz[(y * row + x) * c_n]`),
+/// `A = [1 0; 1 1; 1 -1; 0 -1]` (the transpose of the forward's `Aᵀ`). The 16 `Ŭ[ξ]` are
+/// written straight in their GEMMs' packed layout, the groups of an in-place B
+/// ([`PackedB::in_place`]: `stride` floats from one panel to the next, `panels` per group).
+#[allow(clippy::too_many_arguments)]
+fn transform_output_grad(th: usize, tw: usize, c_n: usize, dz: &[f32], row: usize, u: &mut [f32], stride: usize, panels: usize, first: usize) {
+    for ty in 0..th {
+        for tx in 0..tw {
+            let t = first + ty * tw + tx;
+            for c0 in (0..c_n).step_by(LANES) {
+                let lanes = LANES.min(c_n - c0);
+                let mut g = [[[0.0f32; LANES]; 2]; 2];
+                for (i, grow) in g.iter_mut().enumerate() {
+                    for (j, px) in grow.iter_mut().enumerate() {
+                        *px = load(&dz[((2 * ty + i) * row + 2 * tx + j) * c_n + c0..], lanes);
+                    }
+                }
+                // A g (rows), then (A g) Aᵀ (columns).
+                let mut r = [[[0.0f32; LANES]; 2]; 4];
+                for j in 0..2 {
+                    for l in 0..LANES {
+                        let (a, b) = (g[0][j][l], g[1][j][l]);
+                        r[0][j][l] = a;
+                        r[1][j][l] = a + b;
+                        r[2][j][l] = a - b;
+                        r[3][j][l] = -b;
+                    }
+                }
+                for (i, rrow) in r.iter().enumerate() {
+                    let mut out = [[0.0f32; LANES]; 4];
+                    for l in 0..LANES {
+                        let (a, b) = (rrow[0][l], rrow[1][l]);
+                        out[0][l] = a;
+                        out[1][l] = a + b;
+                        out[2][l] = a - b;
+                        out[3][l] = -b;
+                    }
+                    // Column c0 of row t in the panel of c0 (16 floats never cross a panel).
+                    let at = (c0 / NR) * stride + t * NR + c0 % NR;
+                    for (j, o) in out.iter().enumerate() {
+                        store(&mut u[(i * 4 + j) * panels * stride + at..], o, lanes);
+                    }
+                }
+            }
+        }
+    }
+}
+}
+
+multiversion! {
+/// Adds `Gᵀ M G` (3x3) to `dw` (HWIO) for every channel pair, `M` being the 4x4 of
+/// accumulated products `m[ξ][ci][co]`.
+fn transform_weight_grad(ci_n: usize, co_n: usize, m: &[f32], dw: &mut [f32]) {
+    let pair = ci_n * co_n;
+    for ci in 0..ci_n {
+        for c0 in (0..co_n).step_by(LANES) {
+            let lanes = LANES.min(co_n - c0);
+            let mut p = [[[0.0f32; LANES]; 4]; 4];
+            for (i, prow) in p.iter_mut().enumerate() {
+                for (j, px) in prow.iter_mut().enumerate() {
+                    *px = load(&m[(i * 4 + j) * pair + ci * co_n + c0..], lanes);
+                }
+            }
+            // Gᵀ p: 3 x 4.
+            let mut r = [[[0.0f32; LANES]; 4]; 3];
+            for j in 0..4 {
+                for l in 0..LANES {
+                    let (a, b, c, e) = (p[0][j][l], p[1][j][l], p[2][j][l], p[3][j][l]);
+                    r[0][j][l] = a + 0.5 * (b + c);
+                    r[1][j][l] = 0.5 * (b - c);
+                    r[2][j][l] = 0.5 * (b + c) + e;
+                }
+            }
+            for (ky, rrow) in r.iter().enumerate() {
+                let mut out = [[0.0f32; LANES]; 3];
+                for l in 0..LANES {
+                    let (a, b, c, e) = (rrow[0][l], rrow[1][l], rrow[2][l], rrow[3][l]);
+                    out[0][l] = a + 0.5 * (b + c);
+                    out[1][l] = 0.5 * (b - c);
+                    out[2][l] = 0.5 * (b + c) + e;
+                }
+                for (kx, o) in out.iter().enumerate() {
+                    let at = (ky * 3 + kx) * pair + ci * co_n + c0;
+                    let mut sum = load(&dw[at..], lanes);
+                    for l in 0..LANES {
+                        sum[l] += o[l];
+                    }
+                    store(&mut dw[at..], &sum, lanes);
+                }
+            }
+        }
+    }
+}
+}
+
+/// Images whose tiles one weight-gradient GEMM takes together: enough for `K` (tiles) of
+/// at least 64, so that the 16 products `M[ξ]` (`c_in x c_out` each) are loaded and stored
+/// once per 64 steps or more.
+fn images_per_block(d: &Conv2dDims) -> usize {
+    let (th, tw) = tiles(d);
+    64usize.div_ceil(th * tw).max(1)
+}
+
+/// The weight gradient of one thread's range of images by Winograd F(3x3, 2x2), gathered
+/// image by image ([`WeightGrad::add_image`]) and written by [`WeightGrad::finish`].
+///
+/// Math: with `d` a 4x4 input patch and `g` the 2x2 output gradient of its tile, the kernel
+/// gradient `Σ_tiles corr(d, g)` (3x3) is `Gᵀ [ Σ (A g Aᵀ) ⊙ (Bᵀ d B) ] G`, with the forward's
+/// `B`, `G` and `A` (the transposition principle: F(3x3, 2x2) is F(2x2, 3x3) with the roles
+/// of `A` and `G` swapped). Summed over tiles and channel pairs this is 16 GEMMs, one per
+/// `ξ`: `M[ξ] += V[ξ]ᵀ · Ŭ[ξ]`, `V[ξ]` the transformed input (`tiles x c_in`, read
+/// transposed), `Ŭ[ξ]` the transformed gradient (`tiles x c_out`, packed), `M[ξ]`
+/// `c_in x c_out`; 16 multiply-adds per tile and channel pair instead of 36.
+/// The bias gradient is the column sums of `Ŭ[5]` (`ξ = (1, 1)`: the sum of each tile's
+/// four gradients), read while it is packed.
+#[derive(Default)]
+pub struct WeightGrad {
+    /// Transformed inputs of a block of images: `[16][rows][c_in]`.
+    v: Vec<f32>,
+    /// Transformed gradients of the block, `Ŭ[ξ]` packed for its GEMM (written in place, one
+    /// group per `ξ`).
+    u: PackedB,
+    /// The products `M[ξ]`, summed over the range: `[16][c_in][c_out]`.
+    m: Vec<f32>,
+    /// Tiles gathered in the block so far.
+    filled: usize,
+}
+
+thread_local! {
+    /// A task's weight-gradient accumulator.
+    static WEIGHT_GRAD: Cell<WeightGrad> = Cell::new(WeightGrad::default());
+}
+
+impl WeightGrad {
+    /// Runs `f` with this thread's accumulator, cleared for `d` (which must satisfy
+    /// [`reads_direct_padding`]).
+    pub fn with<R>(d: &Conv2dDims, f: impl FnOnce(&mut WeightGrad) -> R) -> R {
+        assert!(reads_direct_padding(d), "winograd: cannot run on {d:?}");
+        with_taken(&WEIGHT_GRAD, |acc| {
+            let (th, tw) = tiles(d);
+            let rows = images_per_block(d) * th * tw;
+            acc.v.resize(16 * plane(rows, d.c_in), 0.0);
+            acc.m.clear();
+            acc.m.resize(16 * d.c_in * d.c_out, 0.0);
+            acc.filled = 0;
+            f(acc)
+        })
+    }
+
+    /// Gathers one image: `xp` its input padded as the direct variant pads it
+    /// (`Conv2dDims::padded_hw`, the image at `(1, 1)`), `dz` its output gradient, pixel
+    /// `(y, x)` at `dz[(y * row + x) * c_out]`. Runs the block's GEMMs when it is full,
+    /// adding the bias gradient to `db` (when not empty).
+    pub fn add_image(
+        &mut self,
+        kernel: Kernel,
+        d: &Conv2dDims,
+        xp: &[f32],
+        dz: &[f32],
+        row: usize,
+        db: &mut [f32],
+    ) {
+        let (th, tw) = tiles(d);
+        let rows = images_per_block(d) * th * tw;
+        let wp = d.padded_hw().1;
+        transform_input(d, xp, wp, &mut self.v, rows, self.filled);
+        if self.filled == 0 {
+            self.u.in_place(rows, 16, d.c_out);
+        }
+        let (stride, panels) = (self.u.panel_stride(), self.u.group_panels());
+        let u = self.u.in_place_data();
+        transform_output_grad(th, tw, d.c_out, dz, row, u, stride, panels, self.filled);
+        self.filled += th * tw;
+        if self.filled == rows {
+            self.multiply(kernel, d, db);
+        }
+    }
+
+    /// The 16 GEMMs of the tiles gathered so far.
+    fn multiply(&mut self, kernel: Kernel, d: &Conv2dDims, db: &mut [f32]) {
+        let (th, tw) = tiles(d);
+        let rows = images_per_block(d) * th * tw;
+        let (ci, co, k) = (d.c_in, d.c_out, self.filled);
+        self.u.set_rows(k);
+        for xi in 0..16 {
+            self.u.select(xi);
+            if xi == 5 && !db.is_empty() {
+                self.u.add_column_sums(db);
+            }
+            // V[ξ] read transposed: row `c` (a channel) at `c`, column `t` (a tile) at `t * ci`.
+            let a = Mat {
+                data: &self.v[xi * plane(rows, ci)..],
+                rs: 1,
+                cs: ci,
+            };
+            let c = &mut self.m[xi * ci * co..(xi + 1) * ci * co];
+            gemm_packed_segments(kernel, ci, a, Segments::one(k), &self.u, 1.0, c, co);
+        }
+        self.filled = 0;
+    }
+
+    /// Runs the GEMMs of a last partial block, then adds the range's gradient `Gᵀ M G` to
+    /// `dw` (HWIO).
+    pub fn finish(&mut self, kernel: Kernel, d: &Conv2dDims, dw: &mut [f32], db: &mut [f32]) {
+        if self.filled > 0 {
+            self.multiply(kernel, d, db);
+        }
+        transform_weight_grad(d.c_in, d.c_out, &self.m, dw);
+    }
 }
 
 /// Forward pass, Winograd F(2x2, 3x3): `y = conv(x, w) + bias`, then `max(y, 0)` with
@@ -339,12 +567,12 @@ pub fn forward_image_padded(
         xp.len() >= (2 * th + 2) * wp * ci,
         "winograd: the padded image is too short"
     );
-    with_scratch(&TILES, 16 * t_n * (ci + co), |buf| {
-        let (v, m) = buf.split_at_mut(16 * t_n * ci);
-        transform_input(d, xp, wp, v);
+    with_scratch(&TILES, 16 * (plane(t_n, ci) + plane(t_n, co)), |buf| {
+        let (v, m) = buf.split_at_mut(16 * plane(t_n, ci));
+        transform_input(d, xp, wp, v, t_n, 0);
         for (xi, pb) in u.iter().enumerate() {
-            let a = Mat::row_major(&v[xi * t_n * ci..(xi + 1) * t_n * ci], ci);
-            let c = &mut m[xi * t_n * co..(xi + 1) * t_n * co];
+            let a = Mat::row_major(&v[xi * plane(t_n, ci)..][..t_n * ci], ci);
+            let c = &mut m[xi * plane(t_n, co)..][..t_n * co];
             gemm_packed_segments(kernel, t_n, a, Segments::one(ci), pb, 0.0, c, co);
         }
         transform_output(d, m, bias, relu, yi);

@@ -135,6 +135,11 @@ pub struct PackedB {
     pub k: usize,
     pub n: usize,
     data: Vec<f32>,
+    /// Floats from one panel to the next: `k * NR` when packed, more when written in place
+    /// ([`PackedB::in_place`]).
+    stride: usize,
+    /// The first panel of B in `data` (0 unless an in-place group is selected).
+    first: usize,
     /// A bias per column, zero padded to whole panels, added to every row of C on store
     /// ([`PackedB::set_bias`]); empty for none.
     bias: Vec<f32>,
@@ -230,6 +235,8 @@ impl PackedB {
         // Every element is written below (the padding of a last panel with zeros), so the
         // buffer is not cleared first: a pass over it that the packing would overwrite.
         self.data.resize(n.div_ceil(NR) * k * NR, 0.0);
+        self.stride = k * NR;
+        self.first = 0;
         if k == 0 || n == 0 {
             return;
         }
@@ -272,7 +279,72 @@ impl PackedB {
     }
 
     fn panel(&self, index: usize) -> &[f32] {
-        &self.data[index * self.k * NR..(index + 1) * self.k * NR]
+        &self.data[(self.first + index) * self.stride..][..self.k * NR]
+    }
+
+    /// Lays out room for `groups` matrices of up to `rows x n` side by side, written in place
+    /// by the caller, and returns it. Each group is [`PackedB::group_panels`] panels (its
+    /// columns padded to whole panels, the padding zeroed here); group `g`'s element
+    /// `(p, j)` goes to `[(g * group_panels + j / NR) * stride + p * NR + j % NR]`,
+    /// `stride` = [`PackedB::panel_stride`]. Then [`PackedB::select`] makes one group the B
+    /// of a GEMM. For a producer that can write B in its packed order: no copy afterwards.
+    ///
+    /// The panels are one cache line more than `rows * NR` floats apart: the groups of a
+    /// Winograd transform are written together, 16 at a time, and at a multiple of 4 KB
+    /// apart they would all fall into one set of the L1 cache.
+    pub(crate) fn in_place(&mut self, rows: usize, groups: usize, n: usize) -> &mut [f32] {
+        let panels = n.div_ceil(NR);
+        self.k = rows;
+        self.n = n;
+        self.stride = rows * NR + NR / 2;
+        self.first = 0;
+        self.bias.clear();
+        self.relu = false;
+        self.data.resize(groups * panels * self.stride, 0.0);
+        if !n.is_multiple_of(NR) {
+            for g in 0..groups {
+                let last = &mut self.data[(g * panels + panels - 1) * self.stride..];
+                for row in last[..rows * NR].chunks_exact_mut(NR) {
+                    row[n % NR..].fill(0.0);
+                }
+            }
+        }
+        &mut self.data
+    }
+
+    /// Floats from one panel to the next.
+    pub(crate) fn panel_stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Panels per group of an in-place B ([`PackedB::in_place`]).
+    pub(crate) fn group_panels(&self) -> usize {
+        self.n.div_ceil(NR)
+    }
+
+    /// The data of an in-place B, to write more rows into (layout as
+    /// [`PackedB::in_place`]).
+    pub(crate) fn in_place_data(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// Makes group `g` of an in-place B the matrix its GEMMs read.
+    pub(crate) fn select(&mut self, g: usize) {
+        let first = g * self.group_panels();
+        assert!(
+            (first + self.group_panels()) * self.stride <= self.data.len(),
+            "select: no such group"
+        );
+        self.first = first;
+    }
+
+    /// The rows of an in-place B that hold data: the first `k` of each panel.
+    pub(crate) fn set_rows(&mut self, k: usize) {
+        assert!(
+            k * NR <= self.stride,
+            "set_rows: more rows than were laid out"
+        );
+        self.k = k;
     }
 }
 
