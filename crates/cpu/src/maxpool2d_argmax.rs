@@ -22,15 +22,31 @@
 //! Layout: NHWC like the pool; `arg` has `y`'s shape, one `u8` per element. Windows may have
 //! at most 255 positions (`k <= 15`).
 //!
-//! Why the fast versions are fast: per output pixel, the channels are handled in blocks of
-//! [`CHANNEL_BLOCK`] as contiguous slices (one pass over the window for the maximum and its
-//! position, compiled for the widest SIMD by `multiversion!`); the backward writes each
+//! Why the fast versions are fast: per output pixel, the channels are handled 16 at a time,
+//! the running maximum and its position held in registers over one pass of the window
+//! (compiled for the widest SIMD by `multiversion!`); the backward writes each
 //! covered element exactly once (disjoint windows), choosing `dy` or 0 with a bit mask, so it
 //! needs neither a zeroing pass nor branches.
 
-use crate::maxpool2d::{zero_uncovered, Pool2dDims, CHANNEL_BLOCK};
+use crate::maxpool2d::{zero_uncovered, Pool2dDims};
 use crate::padding::window;
 use crate::simd::multiversion;
+
+/// Channels per step of the forward: one AVX-512 vector of `f32`.
+const LANES: usize = 16;
+
+/// `LANES` values from `src` (`-inf` past `lanes`): a fixed-size copy when all are there,
+/// which compiles to a vector load (a copy of run-time length is a call to `memcpy`).
+#[inline(always)]
+fn load(src: &[f32], lanes: usize) -> [f32; LANES] {
+    if lanes == LANES {
+        src[..LANES].try_into().expect("LANES floats")
+    } else {
+        let mut v = [f32::NEG_INFINITY; LANES];
+        v[..lanes].copy_from_slice(&src[..lanes]);
+        v
+    }
+}
 
 /// The record of a window none of whose elements equals its maximum (all NaN).
 pub const NONE: u8 = u8::MAX;
@@ -85,35 +101,43 @@ multiversion! {
         check(&one, x_img, y_img, arg_img);
         assert_eq!(y_img.len(), one.output_len(), "maxpool2d: y is not one image");
         let (h, w, c) = (d.h, d.w, d.c);
-        let mut best = [0.0f32; CHANNEL_BLOCK];
-        let mut at = [0u32; CHANNEL_BLOCK];
         for oy in 0..d.out_h {
             let rows = window(oy, d.stride, d.pad_top, d.k, h);
             for ox in 0..d.out_w {
                 let cols = window(ox, d.stride, d.pad_left, d.k, w);
                 let out = (oy * d.out_w + ox) * c;
-                for c0 in (0..c).step_by(CHANNEL_BLOCK) {
-                    let c1 = (c0 + CHANNEL_BLOCK).min(c);
-                    let (m, a) = (&mut best[..c1 - c0], &mut at[..c1 - c0]);
-                    m.fill(f32::NEG_INFINITY);
-                    a.fill(NONE as u32);
+                for c0 in (0..c).step_by(LANES) {
+                    let lanes = LANES.min(c - c0);
+                    // The running maximum and its position, one vector each, kept in
+                    // registers over the window (as slices in memory, each position's masked
+                    // store was read back by the next one's load: a failed store-to-load
+                    // forward per position, 40% of the pool's time in perf).
+                    let mut m = [f32::NEG_INFINITY; LANES];
+                    let mut a = [NONE as u32; LANES];
                     for iy in rows.clone() {
                         let ky = iy + d.pad_top - oy * d.stride;
                         for ix in cols.clone() {
                             let pos = (ky * d.k + ix + d.pad_left - ox * d.stride) as u32;
-                            let base = (iy * w + ix) * c;
-                            for ((m, a), &v) in m.iter_mut().zip(a.iter_mut()).zip(&x_img[base + c0..base + c1]) {
+                            let base = (iy * w + ix) * c + c0;
+                            let v = load(&x_img[base..], lanes);
+                            for l in 0..LANES {
                                 // Strictly greater keeps the first of equal values; the
                                 // second test takes a first element equal to -inf.
-                                let take = v > *m || (*a == NONE as u32 && v == *m);
-                                *a = if take { pos } else { *a };
-                                *m = if v > *m { v } else { *m };
+                                let take = v[l] > m[l] || (a[l] == NONE as u32 && v[l] == m[l]);
+                                a[l] = if take { pos } else { a[l] };
+                                m[l] = if v[l] > m[l] { v[l] } else { m[l] };
                             }
                         }
                     }
-                    y_img[out + c0..out + c1].copy_from_slice(m);
-                    for (dst, &a) in arg_img[out + c0..out + c1].iter_mut().zip(a.iter()) {
-                        *dst = a as u8;
+                    let a = a.map(|a| a as u8);
+                    if lanes == LANES {
+                        let y: &mut [f32; LANES] = (&mut y_img[out + c0..][..LANES]).try_into().expect("LANES");
+                        *y = m;
+                        let arg: &mut [u8; LANES] = (&mut arg_img[out + c0..][..LANES]).try_into().expect("LANES");
+                        *arg = a;
+                    } else {
+                        y_img[out + c0..out + c0 + lanes].copy_from_slice(&m[..lanes]);
+                        arg_img[out + c0..out + c0 + lanes].copy_from_slice(&a[..lanes]);
                     }
                 }
             }
@@ -180,7 +204,7 @@ mod tests {
             (1, 7, 5, 3),
             (2, 6, 6, 7),
             (1, 5, 9, 13),
-            (2, 5, 6, CHANNEL_BLOCK + 3),
+            (2, 5, 6, 2 * LANES + 3),
         ] {
             for (k, s) in [(2, 2), (3, 3), (2, 3), (3, 2), (2, 1)] {
                 for p in [Padding::Same, Padding::Valid] {
