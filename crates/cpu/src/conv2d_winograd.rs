@@ -175,43 +175,48 @@ fn transform_input(d: &Conv2dDims, xp: &[f32], wp: usize, v: &mut [f32], rows: u
             let t = first + ty * tw + tx;
             for c0 in (0..c_n).step_by(LANES) {
                 let lanes = LANES.min(c_n - c0);
-                // The 4x4 patch, 16 channels at a time. (Plain loops: built with
-                // `std::array::from_fn`, the AVX-512 version called it out of line and copied
-                // each 1 KB patch with `memmove`, 40% of the variant's time in perf.)
-                let mut p = [[[0.0f32; LANES]; 4]; 4];
-                for (i, prow) in p.iter_mut().enumerate() {
-                    for (j, px) in prow.iter_mut().enumerate() {
-                        *px = load(&xp[((2 * ty + i) * wp + 2 * tx + j) * c_n + c0..], lanes);
-                    }
-                }
-                // Bᵀ p (rows), then (Bᵀ p) B (columns).
-                let mut r = [[[0.0f32; LANES]; 4]; 4];
-                for j in 0..4 {
-                    for l in 0..LANES {
-                        let (a, b, c, e) = (p[0][j][l], p[1][j][l], p[2][j][l], p[3][j][l]);
-                        r[0][j][l] = a - c;
-                        r[1][j][l] = b + c;
-                        r[2][j][l] = c - b;
-                        r[3][j][l] = b - e;
-                    }
-                }
-                for (i, rrow) in r.iter().enumerate() {
-                    let mut out = [[0.0f32; LANES]; 4];
-                    for l in 0..LANES {
-                        let (a, b, c, e) = (rrow[0][l], rrow[1][l], rrow[2][l], rrow[3][l]);
-                        out[0][l] = a - c;
-                        out[1][l] = b + c;
-                        out[2][l] = c - b;
-                        out[3][l] = b - e;
-                    }
-                    for (j, o) in out.iter().enumerate() {
-                        store(&mut v[(i * 4 + j) * plane(rows, c_n) + t * c_n + c0..], o, lanes);
+                // One row `i` of Bᵀ d B at a time: its four elements are `Bᵀ` applied down
+                // the columns of d (two rows of d each), then `B` along the row. Holding the
+                // whole 4x4 patch and its row transform (2 x 16 vectors) spilled them to the
+                // stack, stored and reloaded on every tile (a fifth of a keras6 step went to
+                // the transforms); one row needs 8 loads and 8 vectors.
+                let px = |i: usize, j: usize| {
+                    load(&xp[((2 * ty + i) * wp + 2 * tx + j) * c_n + c0..], lanes)
+                };
+                let at = t * c_n + c0;
+                for i in 0..4 {
+                    let r: [[f32; LANES]; 4] = [
+                        bt(i, |k| px(k, 0)),
+                        bt(i, |k| px(k, 1)),
+                        bt(i, |k| px(k, 2)),
+                        bt(i, |k| px(k, 3)),
+                    ];
+                    for j in 0..4 {
+                        let o = bt(j, |k| r[k]);
+                        store(&mut v[(i * 4 + j) * plane(rows, c_n) + at..], &o, lanes);
                     }
                 }
             }
         }
     }
 }
+}
+
+/// Element `i` of `Bᵀ d` for a column `d(0..4)` of 16-lane vectors, `Bᵀ = [1 0 -1 0; 0 1 1 0;
+/// 0 -1 1 0; 0 1 0 -1]`: reads only the two elements it needs.
+#[inline(always)]
+fn bt(i: usize, d: impl Fn(usize) -> [f32; LANES]) -> [f32; LANES] {
+    let (a, b, sub) = match i {
+        0 => (d(0), d(2), true),
+        1 => (d(1), d(2), false),
+        2 => (d(2), d(1), true),
+        _ => (d(1), d(3), true),
+    };
+    let mut out = [0.0; LANES];
+    for l in 0..LANES {
+        out[l] = if sub { a[l] - b[l] } else { a[l] + b[l] };
+    }
+    out
 }
 
 multiversion! {
