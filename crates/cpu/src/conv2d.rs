@@ -341,18 +341,19 @@ impl ConvVariant {
 }
 
 /// Where Winograd is the default (F(2x2, 3x3) for the forward and the input gradient,
-/// F(3x3, 2x2) for the weight gradient): 3x3 stride-1 `Same` layers with at least 64 input
-/// and output channels and an even output size (which lets it read the direct variant's
-/// padded copies, so the fused passes keep it). Measured (layers in isolation, batch 64
-/// unless said, Xeon AVX-512, 2 threads, medians, Winograd vs direct), after the transforms'
-/// matrices were spaced off 4 KB multiples (`conv2d_winograd::plane`): 16x16 64 -> 64
-/// forward + pool 3.5-3.7 vs 4.1 ms, weight gradient 3.9 vs 4.7-5.2; batch 128: 16x16 64 ->
-/// 128 forward + pool 12.2-12.5 vs 17.7-18.6, weight gradient 16.4-16.7 vs 20.7-21.0; 8x8
-/// 128 -> 256 forward + pool 15.5 vs 21.1-22.2, weight gradient 14.2-15.3 vs 21.6-21.9.
-/// At 32 channels it does not pay: 16x16 32 -> 64 forward 2.1-2.3 vs 2.4 ms and weight
-/// gradient a draw; 32x32 32 -> 32 forward 5.7-6.1 vs 4.9, weight gradient 7.0-7.1 vs 5.1.
+/// F(3x3, 2x2) for the weight gradient): 3x3 stride-1 `Same` layers with at least 32 input
+/// and output channels, 64 on one side, and an even output size (which lets it read the
+/// direct variant's padded copies, so the fused passes keep it). Measured (layers in
+/// isolation, batch 64 unless said, Xeon AVX-512, 2 threads, medians of alternated runs,
+/// Winograd vs direct), after the transforms' matrices were spaced off 4 KB multiples
+/// (`conv2d_winograd::plane`) and the input transform kept in registers: forward + pool
+/// 16x16 32 -> 64 1.56-1.65 vs 1.93-2.01 ms, 64 -> 32 1.69-1.76 vs 1.93-1.95, 64 -> 64
+/// 2.60-2.64 vs 4.1; weight gradient 16x16 32 -> 64 1.69-1.84 vs 2.17, 64 -> 64 3.9 vs
+/// 4.7-5.2; batch 128: 16x16 64 -> 128 weight gradient 16.4-16.7 vs 20.7-21.0, 8x8 128 ->
+/// 256 14.2-15.3 vs 21.6-21.9. At 32 channels on both sides it loses: 32x32 32 -> 32
+/// forward + pool 3.75-3.85 vs 3.38-3.56, weight gradient 4.4-4.6 vs 4.25.
 pub fn winograd_wins(d: &Conv2dDims) -> bool {
-    reads_direct_padding(d) && d.c_in.min(d.c_out) >= 64
+    reads_direct_padding(d) && d.c_in.min(d.c_out) >= 32 && d.c_in.max(d.c_out) >= 64
 }
 
 /// Whether the direct family's input gradient of `d` (a forward convolution) runs by

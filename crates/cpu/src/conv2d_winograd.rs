@@ -33,8 +33,8 @@
 //! tile of the output gradient, 16 GEMMs over the tiles of several images (`K` = tiles), and
 //! a 4x4 -> 3x3 transform of the sums once per range of images.
 //!
-//! Where it runs: by default on layers of at least 64 input and output channels with an even
-//! output size (`conv2d::winograd_wins`, with the measurements). There
+//! Where it runs: by default on layers of at least 32 input and output channels, 64 on one
+//! side, with an even output size (`conv2d::winograd_wins`, with the measurements). There
 //! [`forward_image_padded`] convolves one image from the direct variant's padded copy, and
 //! [`WeightGrad::add_image`] takes the direct backward's padded copies of `x` and `dz`, so
 //! the direct variant's fused passes (conv + ReLU + pool, the one-pass backward) keep their
