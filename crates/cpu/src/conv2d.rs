@@ -436,7 +436,12 @@ pub fn conv2d_backward_input(d: &Conv2dDims, dy: &[f32], w: &[f32], dx: &mut [f3
 pub fn conv2d_backward_weight(d: &Conv2dDims, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     match (ConvVariant::for_dims(d), gemm_packed::active()) {
         (ConvVariant::Reference, _) => conv2d_backward_weight_reference(d, x, dy, dw),
-        // Winograd's weight gradient is direct's (see `conv2d_winograd`).
+        // F(3x3, 2x2) on the direct variant's padded copies (see `conv2d_winograd`).
+        (ConvVariant::Winograd, Some(kernel)) if ConvVariant::winograd_images(d) => {
+            let dz = DzFrom::Dy { dy, relu_y: None };
+            conv2d_backward_direct(kernel, d, x, &[], dz, None, false, true, dw, None)
+        }
+        // Strided and odd-sized layers run direct under the Winograd variant.
         (ConvVariant::Direct | ConvVariant::Winograd, Some(kernel)) => {
             conv2d_backward_weight_direct(kernel, d, x, dy, dw)
         }

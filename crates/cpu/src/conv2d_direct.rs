@@ -393,7 +393,8 @@ pub enum DzFrom<'a> {
 }
 
 /// All the gradients of a stride-1 convolution in one pass over the images, direct: `dx`
-/// (when given), `dw` and `db` (when given) of `dz` ([`DzFrom`]). `d` must have an input
+/// (when given), `dw` and `db` (when given) of `dz` ([`DzFrom`]). The kernel `w` is read
+/// only for `dx` (without it, `w` may be empty). `d` must have an input
 /// gradient that is a forward convolution ([`Conv2dDims::input_gradient_as_forward`]);
 /// panics otherwise, or if a pool's windows overlap or its input is not `d`'s output.
 ///
@@ -425,10 +426,10 @@ pub fn conv2d_backward_direct(
     let t = d
         .input_gradient_as_forward()
         .expect("conv2d_backward_direct: the input gradient is not a forward convolution");
-    d.check(x.len(), w.len(), d.output_len());
     d.check(x.len(), dw.len(), d.output_len());
     if let Some(dx) = &dx {
         assert_eq!(dx.len(), x.len(), "conv2d: dx and x differ in length");
+        assert_eq!(w.len(), d.weight_len(), "conv2d: w.len()");
     }
     match dz {
         DzFrom::Dy { dy, relu_y } => {
