@@ -6,8 +6,8 @@
 //! CPU, by [`ConvVariant`]: 1, the reference at batch 8 (too slow for 64 to be pleasant);
 //! then at the training batch of 64, 2, im2col + GEMM with each GEMM under it (version 2,
 //! matrixmultiply, and version 4 with each micro-kernel this CPU runs), 3, direct, and 4,
-//! Winograd F(2x2, 3x3) (its weight gradient is direct's; strided layers run direct), each on
-//! every version-4 micro-kernel. Kernels this CPU cannot run are skipped, with a line saying so.
+//! Winograd (F(2x2, 3x3) forward and input gradient, F(3x3, 2x2) weight gradient; strided
+//! layers run direct), each on every version-4 micro-kernel. Kernels this CPU cannot run are skipped, with a line saying so.
 //! Each is validated against the reference at batch 8 first. GPU: batch 8 on a software adapter (lavapipe),
 //! 64 on a hardware one; each timed batch of iterations is recorded into one encoder and the
 //! clock stops when the GPU has finished.

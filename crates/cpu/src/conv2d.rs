@@ -299,8 +299,7 @@ impl ConvVariant {
     /// The variant that runs `d`'s forward pass and weight gradient now: the chosen one
     /// ([`choose_variant`]) or, by default, where a version-4 kernel is active, Winograd for
     /// the wide 3x3 stride-1 layers where it measured faster ([`winograd_wins`]) and direct
-    /// for the other layers with windows to gather;
-    /// im2col otherwise. (Winograd's weight gradient is direct's.)
+    /// for the other layers with windows to gather; im2col otherwise.
     pub fn for_dims(d: &Conv2dDims) -> ConvVariant {
         let direct_runs = gemm_packed::available() && !d.is_pointwise();
         let winograd_runs = gemm_packed::available() && winograd_applies(d);
