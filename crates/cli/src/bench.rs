@@ -38,14 +38,16 @@ pub struct BenchArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// The GEMM under the CPU convolutions: the default (auto: version 4 with AVX-512 where
-    /// the CPU has it, else version 2), version 2 (matrixmultiply), or version 4 with a given
-    /// micro-kernel.
+    /// the CPU has it, else with AVX2 + FMA, else version 2), version 2 (matrixmultiply), or
+    /// version 4 with a given micro-kernel.
     #[arg(long, value_enum, default_value_t = GemmFlag::Auto)]
     pub gemm: GemmFlag,
-    /// The CPU convolution algorithm: auto (direct where a version-4 GEMM kernel is active,
-    /// else im2col), reference (the plain loops; slow), im2col (+ the GEMM above), direct
-    /// (the version-4 micro-kernels reading a zero-padded image, no im2col), or winograd
-    /// (F(2x2, 3x3) where it applies, direct elsewhere).
+    /// The CPU convolution algorithm: auto (where a version-4 GEMM kernel is active,
+    /// Winograd on the 3x3 layers where it measured faster and direct on the others, else
+    /// im2col), reference (the plain loops; slow), im2col (+ the GEMM above), direct (the
+    /// version-4 micro-kernels reading a zero-padded image, no im2col), or winograd
+    /// (F(2x2, 3x3), and F(3x3, 2x2) for the weight gradient, where it applies; direct
+    /// elsewhere).
     #[arg(long, value_enum, default_value_t = ConvFlag::Auto)]
     pub conv: ConvFlag,
     /// Print one JSON object (model, batch_size, median_ms, images_per_sec, ...) and nothing else.
@@ -58,7 +60,7 @@ pub struct BenchArgs {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmFlag {
-    /// Version 4 with AVX-512 where the CPU has it, else version 2.
+    /// Version 4 with AVX-512 where the CPU has it, else with AVX2 + FMA, else version 2.
     Auto,
     /// Version 2: matrixmultiply.
     Matrixmultiply,
@@ -70,7 +72,8 @@ pub enum GemmFlag {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvFlag {
-    /// Direct where a version-4 GEMM kernel is active, else im2col.
+    /// Where a version-4 GEMM kernel is active, Winograd on the 3x3 layers where it measured
+    /// faster and direct on the others; else im2col.
     Auto,
     /// The plain loops of the definition (slow: for comparison only).
     Reference,
@@ -78,8 +81,8 @@ pub enum ConvFlag {
     Im2col,
     /// Direct: no im2col matrix (needs a version-4 GEMM kernel).
     Direct,
-    /// Winograd F(2x2, 3x3) for 3x3 stride-1 Same layers, direct for the others (needs a
-    /// version-4 GEMM kernel).
+    /// Winograd F(2x2, 3x3) (and F(3x3, 2x2) for the weight gradient) for 3x3 stride-1 Same
+    /// layers, direct for the others (needs a version-4 GEMM kernel).
     Winograd,
 }
 

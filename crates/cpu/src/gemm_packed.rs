@@ -40,9 +40,11 @@
 //! `n` in the last panel are masked on load and store.
 //!
 //! A's columns may be walked in [`Segments`] (runs of columns at a fixed distance), which is
-//! how `conv2d_direct` multiplies a padded image without copying its windows out first. Which kernel runs is chosen at run time ([`active`]): AVX-512 where the CPU has it
-//! (see [`best`] for why not AVX2), unless [`choose`] picked another (for benchmarks);
-//! otherwise callers use version 2.
+//! how `conv2d_direct` multiplies a padded image without copying its windows out first.
+//!
+//! Which kernel runs is chosen at run time ([`active`]): AVX-512 where the CPU has it, else
+//! AVX2 + FMA (see [`best`] for the measurements), unless [`choose`] picked another (for
+//! benchmarks); on a CPU with neither, callers use version 2.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -103,15 +105,21 @@ pub fn choose(choice: Option<Option<Kernel>>) -> Result<(), String> {
     Ok(())
 }
 
-/// The kernel the convolutions use by default: AVX-512 where the CPU has it. The AVX2
-/// kernel is not a default: on the AVX-512 Xeon it was measured on (the only machine it has
-/// run on so far; quiet, one thread) it trailed matrixmultiply on single GEMMs (115 vs 122
-/// GFLOP/s at 1024x288x32, 102 vs 146 at 256x1152x128) and in a keras6 step (595-615 vs
-/// 778-791 images/s, 2 threads). Each 6 x 16 tile streams a whole k x 32 panel of B from L2
-/// for 12 ymm FMAs per line; blocking k by 128 moved the rates by ±6% only. Choose it with
-/// `bench --gemm avx2` to measure it on an AVX2-only CPU.
+/// The kernel the convolutions use by default: AVX-512 where the CPU has it, else AVX2 +
+/// FMA where it has that, else none (version 2). The AVX2 kernel trails matrixmultiply on a
+/// lone GEMM (on the AVX-512 Xeon, one thread: 115 vs 122 GFLOP/s at 1024x288x32, 102 vs
+/// 146 at 256x1152x128: each 6 x 16 tile streams a whole k x 32 panel of B from L2 for 12
+/// ymm FMAs per line), and it lost a keras6 step when convolutions were im2col + GEMM; but
+/// under the direct and Winograd variants and their fused passes, which only version 4
+/// runs, whole steps are faster with it than matrixmultiply + im2col: on the Xeon's AVX2
+/// units (against matrixmultiply's AVX-512 kernel, 2 threads, two alternated `bench` runs
+/// each) keras6 866-887 vs 631-690 images/s, basic3 836-886 vs 669-670, resnet20 530-532 vs
+/// 419-427. Not yet measured on an AVX2-only CPU: `bench --gemm matrixmultiply` there
+/// gives the old default for comparison.
 pub fn best() -> Option<Kernel> {
-    Some(Kernel::Avx512).filter(|k| k.supported())
+    [Kernel::Avx512, Kernel::Avx2Fma]
+        .into_iter()
+        .find(|k| k.supported())
 }
 
 /// The kernel callers should use now (see [`choose`]); `None` means version 2.

@@ -33,8 +33,8 @@
 //! - [`gemm`]: `C = A · B + beta · C` on strided views: the reference triple loop, and
 //!   `matrixmultiply` on one thread or split across the pool.
 //! - [`gemm_packed`]: GEMM version 4 for convolution shapes: B packed once per layer call and
-//!   register-tiled micro-kernels, chosen at run time: AVX-512 where the CPU has it, AVX2 + FMA
-//!   only when asked for (benchmarks), otherwise none and conv2d uses [`gemm`].
+//!   register-tiled micro-kernels, chosen at run time: AVX-512 where the CPU has it, else
+//!   AVX2 + FMA, otherwise none and conv2d uses [`gemm`].
 //! - [`lrn`]: local response normalisation across channels and its gradient.
 //! - [`maxpool2d`]: max pooling and its gradient, and [`Pool2dDims`](maxpool2d::Pool2dDims),
 //!   the shape both poolings use.
