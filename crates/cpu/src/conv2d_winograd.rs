@@ -47,7 +47,7 @@
 //! Two lessons from the profile. The 16 matrices `V[ξ]` (and `M[ξ]`, `Ŭ[ξ]`) were laid
 //! end to end: for a 16x16 image at 64 channels they are 16 KB each, so the 16 values a
 //! transform stores per tile and channel were a multiple of 4 KB apart, all in one set of
-//! the L1 cache (12 lines per set); one cache line between the matrices ([`plane`]) took
+//! the L1 cache (12 lines per set); one cache line between the matrices (`plane`) took
 //! the weight gradient's transform of `dy` from a fifth of its time to a few percent, and
 //! the forward at 16x16 64 -> 64 from a draw with direct to 1.1-1.2x. And the 4x4 patches
 //! were built with `std::array::from_fn`, which the AVX-512 version called out of line,
