@@ -170,36 +170,59 @@ multiversion! {
 fn transform_input(d: &Conv2dDims, xp: &[f32], wp: usize, v: &mut [f32], rows: usize, first: usize) {
     let (th, tw) = tiles(d);
     let c_n = d.c_in;
+    let plane = plane(rows, c_n);
     for ty in 0..th {
         for tx in 0..tw {
             let t = first + ty * tw + tx;
+            // The patch's top-left pixel, and where the tile goes in each `V[ξ]`.
+            let (src, dst) = ((2 * ty * wp + 2 * tx) * c_n, t * c_n);
             for c0 in (0..c_n).step_by(LANES) {
-                let lanes = LANES.min(c_n - c0);
-                // One row `i` of Bᵀ d B at a time: its four elements are `Bᵀ` applied down
-                // the columns of d (two rows of d each), then `B` along the row. Holding the
-                // whole 4x4 patch and its row transform (2 x 16 vectors) spilled them to the
-                // stack, stored and reloaded on every tile (a fifth of a keras6 step went to
-                // the transforms); one row needs 8 loads and 8 vectors.
-                let px = |i: usize, j: usize| {
-                    load(&xp[((2 * ty + i) * wp + 2 * tx + j) * c_n + c0..], lanes)
-                };
-                let at = t * c_n + c0;
-                for i in 0..4 {
-                    let r: [[f32; LANES]; 4] = [
-                        bt(i, |k| px(k, 0)),
-                        bt(i, |k| px(k, 1)),
-                        bt(i, |k| px(k, 2)),
-                        bt(i, |k| px(k, 3)),
-                    ];
-                    for j in 0..4 {
-                        let o = bt(j, |k| r[k]);
-                        store(&mut v[(i * 4 + j) * plane(rows, c_n) + at..], &o, lanes);
-                    }
+                // Whole vectors get their own copy of the body, with no lane count to test
+                // on every load and store.
+                match c_n - c0 {
+                    l if l >= LANES => input_tile(xp, wp * c_n, c_n, src + c0, v, plane, dst + c0, LANES),
+                    l => input_tile(xp, wp * c_n, c_n, src + c0, v, plane, dst + c0, l),
                 }
             }
         }
     }
 }
+}
+
+/// One tile and 16 channels of [`transform_input`]: the patch's pixel `(i, j)` at
+/// `xp[src + i * row + j * px]`, `(Bᵀ d B)[ξ]` to `v[ξ * plane + dst]`, `lanes` channels.
+///
+/// One row `i` of `Bᵀ d B` at a time: its four elements are `Bᵀ` applied down the columns of
+/// `d` (two rows of `d` each), then `B` along the row. Holding the whole 4x4 patch and its
+/// row transform (2 x 16 vectors) spilled them to the stack, stored and reloaded on every
+/// tile (a fifth of a keras6 step went to the transforms); one row needs 8 loads and 8
+/// vectors.
+// The image and the tile's place in it, the transformed matrices and the tile's place there.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn input_tile(
+    xp: &[f32],
+    row: usize,
+    px: usize,
+    src: usize,
+    v: &mut [f32],
+    plane: usize,
+    dst: usize,
+    lanes: usize,
+) {
+    let d = |i: usize, j: usize| load(&xp[src + i * row + j * px..], lanes);
+    for i in 0..4 {
+        let r: [[f32; LANES]; 4] = [
+            bt(i, |k| d(k, 0)),
+            bt(i, |k| d(k, 1)),
+            bt(i, |k| d(k, 2)),
+            bt(i, |k| d(k, 3)),
+        ];
+        for j in 0..4 {
+            let o = bt(j, |k| r[k]);
+            store(&mut v[(i * 4 + j) * plane + dst..], &o, lanes);
+        }
+    }
 }
 
 /// Element `i` of `Bᵀ d` for a column `d(0..4)` of 16-lane vectors, `Bᵀ = [1 0 -1 0; 0 1 1 0;
@@ -229,49 +252,87 @@ fn transform_output(d: &Conv2dDims, m: &[f32], bias: Option<&[f32]>, relu: bool,
         for tx in 0..tw {
             let t = ty * tw + tx;
             for c0 in (0..c_n).step_by(LANES) {
-                let lanes = LANES.min(c_n - c0);
-                let mut p = [[[0.0f32; LANES]; 4]; 4];
-                for (i, prow) in p.iter_mut().enumerate() {
-                    for (j, px) in prow.iter_mut().enumerate() {
-                        *px = load(&m[(i * 4 + j) * plane(t_n, c_n) + t * c_n + c0..], lanes);
-                    }
-                }
-                // Aᵀ p: 2 x 4.
-                let mut s = [[[0.0f32; LANES]; 4]; 2];
-                for j in 0..4 {
-                    for l in 0..LANES {
-                        let (a, b, c, e) = (p[0][j][l], p[1][j][l], p[2][j][l], p[3][j][l]);
-                        s[0][j][l] = a + b + c;
-                        s[1][j][l] = b - c - e;
-                    }
-                }
-                let b0 = bias.map_or([0.0; LANES], |b| load(&b[c0..], lanes));
-                for (i, srow) in s.iter().enumerate() {
-                    let oy = 2 * ty + i;
-                    if oy >= d.out_h {
-                        continue;
-                    }
-                    let mut out = [[0.0f32; LANES]; 2];
-                    for l in 0..LANES {
-                        let (a, b, c, e) = (srow[0][l], srow[1][l], srow[2][l], srow[3][l]);
-                        out[0][l] = a + b + c + b0[l];
-                        out[1][l] = b - c - e + b0[l];
-                        if relu {
-                            out[0][l] = out[0][l].max(0.0);
-                            out[1][l] = out[1][l].max(0.0);
-                        }
-                    }
-                    for (j, o) in out.iter().enumerate() {
-                        let ox = 2 * tx + j;
-                        if ox < d.out_w {
-                            store(&mut y[(oy * d.out_w + ox) * c_n + c0..], o, lanes);
-                        }
-                    }
+                // Whole vectors get their own copy of the body (see `transform_input`).
+                let tile = OutputTile { d, ty, tx, src: t * c_n + c0, plane: plane(t_n, c_n), c0 };
+                match c_n - c0 {
+                    l if l >= LANES => output_tile(&tile, m, bias, relu, y, LANES),
+                    l => output_tile(&tile, m, bias, relu, y, l),
                 }
             }
         }
     }
 }
+}
+
+/// Where one tile and 16 channels of [`transform_output`] are: the layer, the tile, its
+/// products at `m[ξ * plane + src]`, and its first channel.
+#[derive(Clone, Copy)]
+struct OutputTile<'a> {
+    d: &'a Conv2dDims,
+    ty: usize,
+    tx: usize,
+    src: usize,
+    plane: usize,
+    c0: usize,
+}
+
+/// One tile and `lanes` channels of [`transform_output`].
+#[inline(always)]
+fn output_tile(
+    tile: &OutputTile,
+    m: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+    lanes: usize,
+) {
+    let OutputTile {
+        d,
+        ty,
+        tx,
+        src,
+        plane,
+        c0,
+    } = *tile;
+    let c_n = d.c_out;
+    let mut p = [[[0.0f32; LANES]; 4]; 4];
+    for (i, prow) in p.iter_mut().enumerate() {
+        for (j, px) in prow.iter_mut().enumerate() {
+            *px = load(&m[(i * 4 + j) * plane + src..], lanes);
+        }
+    }
+    // Aᵀ p: 2 x 4.
+    let mut s = [[[0.0f32; LANES]; 4]; 2];
+    for j in 0..4 {
+        for l in 0..LANES {
+            let (a, b, c, e) = (p[0][j][l], p[1][j][l], p[2][j][l], p[3][j][l]);
+            s[0][j][l] = a + b + c;
+            s[1][j][l] = b - c - e;
+        }
+    }
+    let b0 = bias.map_or([0.0; LANES], |b| load(&b[c0..], lanes));
+    for (i, srow) in s.iter().enumerate() {
+        let oy = 2 * ty + i;
+        if oy >= d.out_h {
+            continue;
+        }
+        let mut out = [[0.0f32; LANES]; 2];
+        for l in 0..LANES {
+            let (a, b, c, e) = (srow[0][l], srow[1][l], srow[2][l], srow[3][l]);
+            out[0][l] = a + b + c + b0[l];
+            out[1][l] = b - c - e + b0[l];
+            if relu {
+                out[0][l] = out[0][l].max(0.0);
+                out[1][l] = out[1][l].max(0.0);
+            }
+        }
+        for (j, o) in out.iter().enumerate() {
+            let ox = 2 * tx + j;
+            if ox < d.out_w {
+                store(&mut y[(oy * d.out_w + ox) * c_n + c0..], o, lanes);
+            }
+        }
+    }
 }
 
 multiversion! {
@@ -285,44 +346,67 @@ fn transform_output_grad(th: usize, tw: usize, c_n: usize, dz: &[f32], row: usiz
     for ty in 0..th {
         for tx in 0..tw {
             let t = first + ty * tw + tx;
+            let src = (2 * ty * row + 2 * tx) * c_n;
             for c0 in (0..c_n).step_by(LANES) {
-                let lanes = LANES.min(c_n - c0);
-                let mut g = [[[0.0f32; LANES]; 2]; 2];
-                for (i, grow) in g.iter_mut().enumerate() {
-                    for (j, px) in grow.iter_mut().enumerate() {
-                        *px = load(&dz[((2 * ty + i) * row + 2 * tx + j) * c_n + c0..], lanes);
-                    }
-                }
-                // A g (rows), then (A g) Aᵀ (columns).
-                let mut r = [[[0.0f32; LANES]; 2]; 4];
-                for j in 0..2 {
-                    for l in 0..LANES {
-                        let (a, b) = (g[0][j][l], g[1][j][l]);
-                        r[0][j][l] = a;
-                        r[1][j][l] = a + b;
-                        r[2][j][l] = a - b;
-                        r[3][j][l] = -b;
-                    }
-                }
-                for (i, rrow) in r.iter().enumerate() {
-                    let mut out = [[0.0f32; LANES]; 4];
-                    for l in 0..LANES {
-                        let (a, b) = (rrow[0][l], rrow[1][l]);
-                        out[0][l] = a;
-                        out[1][l] = a + b;
-                        out[2][l] = a - b;
-                        out[3][l] = -b;
-                    }
-                    // Column c0 of row t in the panel of c0 (16 floats never cross a panel).
-                    let at = (c0 / NR) * stride + t * NR + c0 % NR;
-                    for (j, o) in out.iter().enumerate() {
-                        store(&mut u[(i * 4 + j) * panels * stride + at..], o, lanes);
-                    }
+                // Column c0 of row t in the panel of c0 (16 floats never cross a panel).
+                let dst = (c0 / NR) * stride + t * NR + c0 % NR;
+                let (row, group) = (row * c_n, panels * stride);
+                // Whole vectors get their own copy of the body (see `transform_input`).
+                match c_n - c0 {
+                    l if l >= LANES => grad_tile(dz, src + c0, row, c_n, u, dst, group, LANES),
+                    l => grad_tile(dz, src + c0, row, c_n, u, dst, group, l),
                 }
             }
         }
     }
 }
+}
+
+/// One tile and `lanes` channels of [`transform_output_grad`]: `g[i][j]` at
+/// `dz[src + i * row + j * px]`, `(A g Aᵀ)[ξ]` to `u[ξ * group + dst]`.
+// The gradient and the tile's place in it, the packed groups and the tile's place there.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn grad_tile(
+    dz: &[f32],
+    src: usize,
+    row: usize,
+    px: usize,
+    u: &mut [f32],
+    dst: usize,
+    group: usize,
+    lanes: usize,
+) {
+    let mut g = [[[0.0f32; LANES]; 2]; 2];
+    for (i, grow) in g.iter_mut().enumerate() {
+        for (j, gx) in grow.iter_mut().enumerate() {
+            *gx = load(&dz[src + i * row + j * px..], lanes);
+        }
+    }
+    // A g (rows), then (A g) Aᵀ (columns).
+    let mut r = [[[0.0f32; LANES]; 2]; 4];
+    for j in 0..2 {
+        for l in 0..LANES {
+            let (a, b) = (g[0][j][l], g[1][j][l]);
+            r[0][j][l] = a;
+            r[1][j][l] = a + b;
+            r[2][j][l] = a - b;
+            r[3][j][l] = -b;
+        }
+    }
+    for (i, rrow) in r.iter().enumerate() {
+        let mut out = [[0.0f32; LANES]; 4];
+        for l in 0..LANES {
+            let (a, b) = (rrow[0][l], rrow[1][l]);
+            out[0][l] = a;
+            out[1][l] = a + b;
+            out[2][l] = a - b;
+            out[3][l] = -b;
+        }
+        for (j, o) in out.iter().enumerate() {
+            store(&mut u[(i * 4 + j) * group + dst..], o, lanes);
+        }
+    }
 }
 
 multiversion! {
