@@ -349,8 +349,12 @@ impl ConvVariant {
 /// 16x16 32 -> 64 1.56-1.65 vs 1.93-2.01 ms, 64 -> 32 1.69-1.76 vs 1.93-1.95, 64 -> 64
 /// 2.60-2.64 vs 4.1; weight gradient 16x16 32 -> 64 1.69-1.84 vs 2.17, 64 -> 64 3.9 vs
 /// 4.7-5.2; batch 128: 16x16 64 -> 128 weight gradient 16.4-16.7 vs 20.7-21.0, 8x8 128 ->
-/// 256 14.2-15.3 vs 21.6-21.9. At 32 channels on both sides it loses: 32x32 32 -> 32
-/// forward + pool 3.75-3.85 vs 3.38-3.56, weight gradient 4.4-4.6 vs 4.25.
+/// 256 14.2-15.3 vs 21.6-21.9. 32 -> 32 at 32x32 (keras6's conv2d_1) wins in isolation
+/// since the transforms were made faster still (whole vectors without lane tests: forward +
+/// pool 3.49-3.81 vs 3.79-4.18 ms, weight gradient 4.09-4.23 vs 4.78-5.01) but not in a
+/// keras6 step (1,222-1,349 vs 1,280-1,327 images/s, alternated), so it stays direct; 16
+/// channels lose even in isolation (32x32 16 -> 16 forward + pool 3.23-3.39 vs 2.58-2.62,
+/// weight gradient 4.64-5.08 vs 3.42-3.62).
 pub fn winograd_wins(d: &Conv2dDims) -> bool {
     reads_direct_padding(d) && d.c_in.min(d.c_out) >= 32 && d.c_in.max(d.c_out) >= 64
 }
