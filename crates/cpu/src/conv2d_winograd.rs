@@ -152,6 +152,19 @@ fn load(src: &[f32], lanes: usize) -> [f32; LANES] {
     }
 }
 
+/// The 4x4 tile of `lanes` channels whose element `ξ = (i, j)` starts at
+/// `m[(i * 4 + j) * plane + at]`: one tile of the 16 products `M[ξ]`.
+#[inline(always)]
+fn load_4x4(m: &[f32], plane: usize, at: usize, lanes: usize) -> [[[f32; LANES]; 4]; 4] {
+    let mut p = [[[0.0f32; LANES]; 4]; 4];
+    for (i, prow) in p.iter_mut().enumerate() {
+        for (j, px) in prow.iter_mut().enumerate() {
+            *px = load(&m[(i * 4 + j) * plane + at..], lanes);
+        }
+    }
+    p
+}
+
 /// Stores the first `lanes` of `v` into `dst`, as [`load`].
 #[inline(always)]
 fn store(dst: &mut [f32], v: &[f32; LANES], lanes: usize) {
@@ -295,12 +308,7 @@ fn output_tile(
         c0,
     } = *tile;
     let c_n = d.c_out;
-    let mut p = [[[0.0f32; LANES]; 4]; 4];
-    for (i, prow) in p.iter_mut().enumerate() {
-        for (j, px) in prow.iter_mut().enumerate() {
-            *px = load(&m[(i * 4 + j) * plane + src..], lanes);
-        }
-    }
+    let p = load_4x4(m, plane, src, lanes);
     // Aᵀ p: 2 x 4.
     let mut s = [[[0.0f32; LANES]; 4]; 2];
     for j in 0..4 {
@@ -417,12 +425,7 @@ fn transform_weight_grad(ci_n: usize, co_n: usize, m: &[f32], dw: &mut [f32]) {
     for ci in 0..ci_n {
         for c0 in (0..co_n).step_by(LANES) {
             let lanes = LANES.min(co_n - c0);
-            let mut p = [[[0.0f32; LANES]; 4]; 4];
-            for (i, prow) in p.iter_mut().enumerate() {
-                for (j, px) in prow.iter_mut().enumerate() {
-                    *px = load(&m[(i * 4 + j) * pair + ci * co_n + c0..], lanes);
-                }
-            }
+            let p = load_4x4(m, pair, ci * co_n + c0, lanes);
             // Gᵀ p: 3 x 4.
             let mut r = [[[0.0f32; LANES]; 4]; 3];
             for j in 0..4 {
@@ -486,6 +489,8 @@ pub struct WeightGrad {
     m: Vec<f32>,
     /// Tiles gathered in the block so far.
     filled: usize,
+    /// Tiles per block: the rows of each `V[ξ]` and `Ŭ[ξ]` ([`images_per_block`] images).
+    rows: usize,
 }
 
 thread_local! {
@@ -500,8 +505,8 @@ impl WeightGrad {
         assert!(reads_direct_padding(d), "winograd: cannot run on {d:?}");
         with_taken(&WEIGHT_GRAD, |acc| {
             let (th, tw) = tiles(d);
-            let rows = images_per_block(d) * th * tw;
-            acc.v.resize(16 * plane(rows, d.c_in), 0.0);
+            acc.rows = images_per_block(d) * th * tw;
+            acc.v.resize(16 * plane(acc.rows, d.c_in), 0.0);
             acc.m.clear();
             acc.m.resize(16 * d.c_in * d.c_out, 0.0);
             acc.filled = 0;
@@ -522,8 +527,7 @@ impl WeightGrad {
         row: usize,
         db: &mut [f32],
     ) {
-        let (th, tw) = tiles(d);
-        let rows = images_per_block(d) * th * tw;
+        let ((th, tw), rows) = (tiles(d), self.rows);
         let wp = d.padded_hw().1;
         transform_input(d, xp, wp, &mut self.v, rows, self.filled);
         if self.filled == 0 {
@@ -540,9 +544,7 @@ impl WeightGrad {
 
     /// The 16 GEMMs of the tiles gathered so far.
     fn multiply(&mut self, kernel: Kernel, d: &Conv2dDims, db: &mut [f32]) {
-        let (th, tw) = tiles(d);
-        let rows = images_per_block(d) * th * tw;
-        let (ci, co, k) = (d.c_in, d.c_out, self.filled);
+        let (ci, co, k, rows) = (d.c_in, d.c_out, self.filled, self.rows);
         self.u.set_rows(k);
         for xi in 0..16 {
             self.u.select(xi);
